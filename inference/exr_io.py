@@ -205,6 +205,7 @@ def is_complete(path: PathLike) -> bool:
         return False
     source = oiio.ImageInput.open(str(path))
     if source is None:
+        oiio.geterror()  # clear it: a missing or partial file is an expected answer here
         return False
     source.close()
     return True

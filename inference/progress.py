@@ -70,7 +70,7 @@ class Progress:
             emit("done", stage=self.stage, done=self.done, total=self.total, seconds=seconds)
             self.json_lines = False
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,0 +1,62 @@
+"""Video or display-referred stills -> a scene-linear EXR plate."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from . import __version__, colour, exr_io
+from .frames import DEFAULT_IN_SPACE, open_source
+from .progress import Progress
+from .sequence import SequencePattern, parse_frames
+
+
+def ingest(
+    source: str,
+    out_pattern: str,
+    in_colorspace: str = DEFAULT_IN_SPACE,
+    colorspace: str = colour.DEFAULT_PLATE_SPACE,
+    config: str = colour.DEFAULT_CONFIG,
+    start: int = 1001,
+    frames: Optional[str] = None,
+    compression: str = "zip",
+    overwrite: bool = False,
+    json_progress: bool = False,
+    resize: Optional[tuple[int, int]] = None,
+) -> list[str]:
+    """Write every frame of ``source`` as half-float EXR in ``colorspace``; returns the paths written.
+
+    ``frames`` counts in output numbering (the first source frame becomes ``start``).
+    Frames already complete on disk are kept unless ``overwrite``.
+    """
+    import cv2
+
+    src = open_source(source, None, colorspace, in_colorspace, config, start=start)
+    wanted = src.frames if frames is None else [f for f in src.frames if f in set(parse_frames(frames))]
+    out = SequencePattern(out_pattern)
+    written = []
+    with Progress("ingest", len(wanted), json_lines=json_progress) as progress:
+        for frame in wanted:
+            path = out.path(frame)
+            if not overwrite and exr_io.is_complete(path):
+                progress.update(frame=frame, skipped=True)
+                continue
+            plate = src.read(frame)
+            rgb = plate.rgb
+            if resize is not None:
+                rgb = cv2.resize(rgb, resize, interpolation=cv2.INTER_CUBIC if resize[0] > rgb.shape[1] else cv2.INTER_AREA)
+            h, w = rgb.shape[:2]
+            spec = exr_io.new_spec(w, h, ["R", "G", "B"], np.float16)
+            exr_io.set_attributes(spec, {
+                "compression": compression,
+                "facegraft/version": __version__,
+                "facegraft/source": source,
+                "facegraft/source_frame": frame - start + 1,
+                "facegraft/colorspace": colorspace,
+                "facegraft/source_colorspace": in_colorspace,
+            })
+            exr_io.write_image(path, rgb.astype(np.float16), spec, frame=frame)
+            written.append(path)
+            progress.update(frame=frame)
+    return written
+

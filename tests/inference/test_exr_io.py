@@ -1,0 +1,110 @@
+"""EXR round trips through OpenImageIO: windows, precision, layers, metadata, NaN, atomicity."""
+from __future__ import annotations
+
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from facegraft.inference import exr_io
+from facegraft.inference.errors import BadFrameError, FaceGraftError
+
+CHANNELS = ["R", "G", "B", "A", "matte.face", "swap.R"]
+
+
+def _plate(dtype=np.float16, shape=(4, 6)) -> tuple[np.ndarray, object]:
+    rng = np.random.default_rng(1)
+    pixels = (rng.normal(size=(*shape, len(CHANNELS))) * 100).astype(dtype)
+    pixels[0, 0, 0] = np.nan
+    pixels[1, 1, 1] = np.inf
+    pixels[2, 2, 2] = -np.inf
+    pixels[3, 3, 3] = 40000.0 if dtype == np.float16 else 1e9
+    spec = exr_io.new_spec(shape[1], shape[0], CHANNELS, dtype)
+    spec.x, spec.y = 12, -3  # data window offset from the display window
+    spec.full_x, spec.full_y, spec.full_width, spec.full_height = 0, 0, 32, 16
+    spec.attribute("PixelAspectRatio", 2.0)
+    spec.attribute("studio:shot", "sh010")
+    return pixels, spec
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_round_trip_is_bit_exact(tmp_path, dtype):
+    pixels, spec = _plate(dtype)
+    if dtype == np.float16:
+        pixels.view(np.uint16)[0, 1, 0] = 0x7E01  # a NaN with a payload
+    path = tmp_path / "p.exr"
+    exr_io.write_image(path, pixels, spec)
+    image = exr_io.read_image(path)
+    assert image.pixels.dtype == dtype
+    assert image.data_window == (12, -3, 6, 4)
+    assert image.display_window == (0, 0, 32, 16)
+    assert image.spec.getattribute("studio:shot") == "sh010"
+    assert image.spec.get_float_attribute("PixelAspectRatio") == 2.0
+    bits = np.uint16 if dtype == np.float16 else np.uint32
+    for i, name in enumerate(CHANNELS):  # OIIO reorders channels on read: compare by name
+        assert np.array_equal(image.get([name], dtype).view(bits), pixels[..., [i]].view(bits)), name
+
+
+def test_layers_are_grouped():
+    assert exr_io.channel_layers(CHANNELS) == {"": ["R", "G", "B", "A"], "matte": ["face"], "swap": ["R"]}
+
+
+def test_make_spec_keeps_header_and_adds_attributes(tmp_path):
+    pixels, spec = _plate()
+    out = exr_io.make_spec(spec, ["R", "G", "B"], np.float32, {"facegraft/version": "9"}, "dwaa")
+    exr_io.write_image(tmp_path / "o.exr", pixels[..., :3].astype(np.float32), out)
+    image = exr_io.read_image(tmp_path / "o.exr")
+    assert image.channels == ["R", "G", "B"]
+    assert image.pixels.dtype == np.float32
+    assert image.spec.getattribute("studio:shot") == "sh010"
+    assert image.spec.getattribute("facegraft/version") == "9"
+    assert image.spec.getattribute("compression").startswith("dwaa")
+    assert image.display_window == (0, 0, 32, 16)
+
+
+def test_truncated_and_non_exr_files_name_the_frame(tmp_path):
+    pixels, spec = _plate()
+    good = tmp_path / "good.exr"
+    exr_io.write_image(good, pixels, spec)
+    data = good.read_bytes()
+    (tmp_path / "cut.exr").write_bytes(data[: len(data) - 40])
+    (tmp_path / "text.exr").write_text("not an image")
+    with pytest.raises(BadFrameError, match="frame 1007") as err:
+        exr_io.read_image(tmp_path / "cut.exr", frame=1007)
+    assert "cut.exr" in str(err.value)
+    with pytest.raises(BadFrameError, match="not a readable image"):
+        exr_io.read_image(tmp_path / "text.exr", frame=3)
+    with pytest.raises(BadFrameError, match="file not found"):
+        exr_io.read_image(tmp_path / "missing.exr", frame=3)
+    assert not exr_io.is_complete(tmp_path / "text.exr")
+    assert exr_io.is_complete(good)
+
+
+def test_write_is_atomic_and_leaves_no_temp_on_failure(tmp_path):
+    pixels, spec = _plate()
+    target = tmp_path / "out.exr"
+    exr_io.write_image(target, pixels, spec)
+    before = target.read_bytes()
+    with pytest.raises(ValueError):
+        exr_io.write_image(target, pixels[:2], spec)  # wrong shape: refused before touching the file
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out.exr"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores folder permissions")
+def test_read_only_folder_is_reported(tmp_path):
+    pixels, spec = _plate()
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    with pytest.raises(FaceGraftError, match="not writable"):
+        exr_io.write_image(folder / "x.exr", pixels, spec, frame=1001)
+
+
+def test_unwritable_target_is_reported(tmp_path):
+    pixels, spec = _plate()
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    with pytest.raises(FaceGraftError, match="cannot create the output folder"):
+        exr_io.write_image(blocker / "x.exr", pixels, spec, frame=1001)

@@ -1,0 +1,63 @@
+"""The shot track file: round trip, versioning, clear refusals."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from facegraft.inference import align, trackfile
+from facegraft.inference.errors import FaceGraftError
+
+
+def _shot() -> trackfile.ShotTrack:
+    frames = {}
+    for n in (1001, 1002, 1003):
+        rot = np.eye(2) / (100.0 + n - 1001)
+        transform = np.hstack([rot, (np.array([0.5, 0.5]) - rot @ [320.0, 180.0])[:, None]])
+        lm = align.synthetic_landmarks(transform)
+        face = trackfile.Face(track=0, box=(250.0, 110.0, 390.0, 250.0), score=0.97, landmarks_raw=lm + 0.3,
+                              landmarks=lm, transform=align.face_transform(lm), flags=["bridged"] if n == 1002 else [])
+        frames[n] = trackfile.FrameTrack(n, [face])
+    frames[1004] = trackfile.FrameTrack(1004, [], ["no_face"])
+    plate = {"pattern": "/plates/sh010.####.exr", "first": 1001, "last": 1004, "display_window": [0, 0, 640, 360],
+             "data_window": [0, 0, 640, 360], "pixel_aspect": 1.0, "colorspace": "ACEScg"}
+    return trackfile.ShotTrack(plate=plate, params={"smooth": 0.5, "face": "largest"}, target=0,
+                               tracks=[{"id": 0, "first": 1001, "last": 1003}], frames=frames)
+
+
+def test_round_trip(tmp_path):
+    shot = _shot()
+    path = tmp_path / "sh010.fgtrack.json"
+    trackfile.save_track(shot, path)
+    back = trackfile.load_track(path)
+    assert back.frame_numbers == [1001, 1002, 1003, 1004]
+    assert back.face(1004) is None and back.frames[1004].flags == ["no_face"]
+    face = back.face(1002)
+    assert face is not None and face.flags == ["bridged"]
+    assert np.allclose(face.landmarks, shot.frames[1002].faces[0].landmarks, atol=1e-3)
+    assert np.array_equal(face.transform, shot.frames[1002].faces[0].transform)  # transforms kept exactly
+    assert back.face(1001, track=7) is None
+    assert [p.name for p in tmp_path.iterdir()] == ["sh010.fgtrack.json"]
+
+
+def test_refuses_other_files_and_newer_versions(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps({"hello": 1}))
+    with pytest.raises(FaceGraftError, match="not a FaceGraft track file"):
+        trackfile.load_track(path)
+    data = trackfile.to_json(_shot())
+    data["version"] = trackfile.VERSION + 1
+    path.write_text(json.dumps(data))
+    with pytest.raises(FaceGraftError, match="newer than this FaceGraft reads"):
+        trackfile.load_track(path)
+    path.write_text("{broken")
+    with pytest.raises(FaceGraftError, match="cannot read the track file"):
+        trackfile.load_track(path)
+    with pytest.raises(FaceGraftError, match="track file not found"):
+        trackfile.load_track(tmp_path / "missing.json")
+
+
+def test_missing_frames_named():
+    with pytest.raises(FaceGraftError, match="1005-1006"):
+        _shot().require_frames([1001, 1005, 1006])
