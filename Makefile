@@ -20,7 +20,7 @@ $(STAMP): setup.py constraints.txt
 	@touch $@
 
 demo: setup
-	$(BIN)/python -m facegraft.inference.demo --out demo_out
+	$(BIN)/python -m facegraft.training.demo --out demo_out
 
 lint: setup
 	$(BIN)/ruff check inference training farm nuke_plugin tests bench
