@@ -47,3 +47,20 @@ def two_face_plate(tmp_path_factory: pytest.TempPathFactory) -> str:
         spec = exr_io.new_spec(rgb.shape[1], rgb.shape[0], ["R", "G", "B"], np.float16)
         exr_io.write_image(str(Path(folder) / f"two_face.{frame:04d}.exr"), rgb.astype(np.float16), spec)
     return pattern
+
+
+def _cuda_available() -> bool:
+    import onnxruntime as ort
+
+    from facegraft.inference.runtime import _gpu_present
+
+    return _gpu_present() and "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` run only where a CUDA GPU answers."""
+    if any("gpu" in item.keywords for item in items) and not _cuda_available():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU (none here)")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
