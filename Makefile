@@ -16,6 +16,10 @@ $(STAMP): setup.py constraints.txt
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0        # first, pinned: the CPU wheel; a range would pull CUDA
 	$(PIP) install -q -c constraints.txt -e '.[train,eval,farm,dev]'
+	# Blender as a module, for the compositor cross-check in tests/e2e. Its metadata pins
+	# numpy<2, which OpenImageIO cannot use; it runs with numpy 2, so install without deps.
+	$(PIP) install -q -c constraints.txt cython zstandard requests
+	$(PIP) install -q -c constraints.txt --no-deps bpy==4.5.4
 	$(BIN)/facegraft setup
 	@touch $@
 
@@ -25,6 +29,7 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check inference training farm nuke_plugin tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy --config-file tests/nuke/mypy.ini nuke_plugin
 
 unit: setup
 	$(BIN)/python -m pytest -q
