@@ -24,6 +24,8 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
+from . import colour
+
 TEMPLATE_NAME = "facegraft-5pt-v1"
 #: Template points in face space: image-left eye, image-right eye, nose tip, mouth left, mouth right.
 TEMPLATE = np.array(
@@ -151,25 +153,38 @@ def crop(
 ) -> np.ndarray:
     """The aligned face crop ``[res, res, C]`` (float32) from an array over the data window.
 
-    Downscaling by more than 2x uses area filtering first (``interpolation='area'`` forces it)
-    so fine detail does not alias. Outside the plate, edge pixels are repeated.
+    Crops feed networks, so non-finite pixels become finite (``colour.sanitize``). Only the
+    region the crop samples is touched. Downscaling by more than 2x area-filters first, on
+    blocks aligned to absolute plate pixels, so the crop is the same whether ``array`` is the
+    whole frame or any window around the face: training and rendering see identical crops.
+    Outside the plate, edge pixels are repeated.
     """
     m = _array_matrix(crop_matrix(transform, res, coverage), origin)
     scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
-    if interpolation == "area" or scale < 0.5:
-        # Pre-shrink with area filtering to a size within 2x of the crop, then warp.
-        factor = max(1, int(np.floor(1.0 / max(scale, 1e-6) / 2.0))) if interpolation != "area" else max(
-            1, int(round(1.0 / max(scale, 1e-6))))
-        if factor > 1:
-            h, w = array.shape[:2]
-            small = cv2.resize(np.ascontiguousarray(array, dtype=np.float32), (max(1, w // factor), max(1, h // factor)),
-                               interpolation=cv2.INTER_AREA)
-            sx, sy = (w // factor) / w, (h // factor) / h
-            shrink = np.array([[1 / sx, 0, 0.5 / sx - 0.5], [0, 1 / sy, 0.5 / sy - 0.5]])
-            m = compose(m, shrink)
-            array = small
-        interpolation = "linear" if interpolation == "area" else interpolation
-    return _warp(array, m, (res, res), interpolation, cv2.BORDER_REPLICATE)
+    if interpolation == "area":
+        factor, interpolation = max(1, int(round(1.0 / max(scale, 1e-6)))), "linear"
+    else:
+        factor = max(1, int(np.floor(1.0 / max(scale, 1e-6) / 2.0)))
+    h, w = array.shape[:2]
+    corners = apply(invert(m), np.array([[-0.5, -0.5], [res - 0.5, -0.5], [-0.5, res - 0.5], [res - 0.5, res - 0.5]]))
+    pad = 4 * factor
+    ox, oy = int(round(origin[0])), int(round(origin[1]))
+    x0 = int(np.floor((corners[:, 0].min() - pad + ox) / factor)) * factor - ox
+    x1 = int(np.ceil((corners[:, 0].max() + pad + ox) / factor)) * factor - ox
+    y0 = int(np.floor((corners[:, 1].min() - pad + oy) / factor)) * factor - oy
+    y1 = int(np.ceil((corners[:, 1].max() + pad + oy) / factor)) * factor - oy
+    x0, y0 = min(max(x0, 0), w - 1), min(max(y0, 0), h - 1)
+    x1, y1 = max(min(x1, w), x0 + 1), max(min(y1, h), y0 + 1)
+    region = colour.sanitize(array[y0:y1, x0:x1])
+    m = compose(m, np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]]))  # region index -> array index -> crop
+    if factor > 1:
+        rh, rw = region.shape[:2]
+        sw, sh = max(1, rw // factor), max(1, rh // factor)
+        region = cv2.resize(np.ascontiguousarray(region[: sh * factor, : sw * factor]), (sw, sh),
+                            interpolation=cv2.INTER_AREA)
+        # small index i covers region indices [i*f, (i+1)*f): its centre is i*f + (f-1)/2
+        m = compose(m, np.array([[factor, 0.0, (factor - 1) / 2], [0.0, factor, (factor - 1) / 2]]))
+    return _warp(region, m, (res, res), interpolation, cv2.BORDER_REPLICATE)
 
 
 def uncrop(

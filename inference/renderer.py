@@ -1,0 +1,487 @@
+"""Rendering a shot: per-frame face replacement, pipelined across frames.
+
+Per frame (stateless given the track file, so any chunking gives the same bytes):
+crop the tracked face from the plate (``align.crop``, the model's coverage and resolution),
+sanitise, convert to model space, run the model (batched across frames), colour match inside
+the matte, convert back to plate space, warp back onto the plate (``align.uncrop``), build the
+matte (model mask x FaceMesh face matte, erode/feather in plate px, minus the holdout), blend,
+composite, write the layers of ``facegraft.inference.layers``.
+
+Pixels where the final matte is 0 are copied from the stored plate pixels (``np.where`` on the
+stored dtype), so they are bit-identical, NaN and values above 1 included. All work happens on
+a region of interest around the face; the rest of the frame is never touched.
+
+The shot render overlaps the stages: reader threads decode plates and cut crops, the calling
+thread runs the model on batches of crops, writer threads paste and encode. Queues are bounded.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from . import align, blend, colormatch, colour, exr_io, layers, mattes
+from .errors import BadFrameError, FaceGraftError
+from .face_model import FaceModel
+from .frames import FrameSource, Plate
+from .progress import Progress
+from .sequence import SequencePattern, format_frames
+from .trackfile import Face, ShotTrack
+
+ON_ERROR = ("fail", "skip", "hold")
+
+
+@dataclass
+class RenderSettings:
+    """Everything that decides a frame's pixels (written to the header as ``facegraft/params``)."""
+
+    plate_colorspace: str = colour.DEFAULT_PLATE_SPACE
+    ocio_config: str = colour.DEFAULT_CONFIG
+    color_match: str = "none"
+    blend: str = "alpha"
+    erode: float = 0.0
+    feather: float = 0.0
+    forehead: float = 0.2
+    face: Optional[int] = None  # track id; None: the track file's target
+    holdout: Optional[str] = None  # sequence pattern
+    holdout_channel: str = "A"
+    compression: Optional[str] = None  # None: the plate's own
+
+    def __post_init__(self) -> None:
+        if self.color_match not in colormatch.MODES:
+            raise FaceGraftError(f"unknown --color-match '{self.color_match}'", hint=f"one of {', '.join(colormatch.MODES)}")
+        if self.blend not in blend.MODES:
+            raise FaceGraftError(f"unknown --blend '{self.blend}'", hint=f"one of {', '.join(blend.MODES)}")
+        if self.feather < 0:
+            raise FaceGraftError("--feather must be 0 or more (plate pixels)")
+
+    def params(self) -> dict[str, Any]:
+        return {"plate_colorspace": self.plate_colorspace, "ocio_config": self.ocio_config,
+                "color_match": self.color_match, "blend": self.blend, "erode": self.erode, "feather": self.feather,
+                "forehead": self.forehead, "face": self.face,
+                "holdout": os.path.basename(self.holdout) if self.holdout else None,
+                "holdout_channel": self.holdout_channel}
+
+
+@dataclass
+class Timings:
+    """Seconds spent per stage (summed over threads) and the wall time of the render."""
+
+    read: float = 0.0
+    crop: float = 0.0
+    model: float = 0.0
+    paste: float = 0.0
+    write: float = 0.0
+    wall: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            setattr(self, stage, getattr(self, stage) + seconds)
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(getattr(self, k), 3) for k in ("read", "crop", "model", "paste", "write", "wall")}
+
+
+@dataclass
+class RenderReport:
+    rendered: list[int] = field(default_factory=list)
+    no_face: list[int] = field(default_factory=list)
+    held: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)  # failed frames with --on-error skip (no file written)
+    existing: list[int] = field(default_factory=list)  # already complete, not rendered again
+    errors: dict[int, str] = field(default_factory=dict)
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def written(self) -> int:
+        return len(self.rendered) + len(self.no_face) + len(self.held)
+
+
+@dataclass
+class Job:
+    """One frame travelling through the pipeline."""
+
+    frame: int
+    plate: Optional[Plate] = None
+    face: Optional[Face] = None
+    holdout: Optional[np.ndarray] = None  # [H, W] over the plate's data window
+    roi: tuple[int, int, int, int] = (0, 0, 0, 0)  # y0, y1, x0, x1 in the plate array
+    crop: Optional[np.ndarray] = None  # [3, R, R] model space, sanitised
+    error: Optional[FaceGraftError] = None
+    status: str = layers.RENDERED
+    note: dict[str, Any] = field(default_factory=dict)
+
+
+class FrameRenderer:
+    """The per-frame work; thread-safe and stateless between frames."""
+
+    def __init__(self, source: FrameSource, track: ShotTrack, model: FaceModel, out: str,
+                 settings: RenderSettings, timings: Optional[Timings] = None) -> None:
+        self.source = source
+        self.track = track
+        self.model = model
+        self.info = model.info
+        self.out = SequencePattern(out)
+        self.settings = settings
+        self.timings = timings or Timings()
+        cfg, plate_cs = settings.ocio_config, settings.plate_colorspace
+        self.to_model = colour.converter(plate_cs, self.info.colorspace, cfg)
+        self.to_plate = colour.converter(self.info.colorspace, plate_cs, cfg)
+        self.holdout = SequencePattern(settings.holdout) if settings.holdout else None
+        self.margin = int(np.ceil(max(-settings.erode, 0.0) + settings.feather)) + 4
+
+    # -- stage 1: read and crop ---------------------------------------------------------------
+    def prepare(self, frame: int) -> Job:
+        job = Job(frame)
+        try:
+            start = time.perf_counter()
+            job.plate = self.source.read(frame)
+            if self.holdout is not None:
+                job.holdout = self._read_holdout(frame, job.plate)
+            self.timings.add("read", time.perf_counter() - start)
+            start = time.perf_counter()
+            self._crop(job)
+            self.timings.add("crop", time.perf_counter() - start)
+        except FaceGraftError as exc:
+            job.error = exc
+        return job
+
+    def _read_holdout(self, frame: int, plate: Plate) -> np.ndarray:
+        assert self.holdout is not None
+        image = exr_io.read_image(self.holdout.path(frame), frame)
+        try:
+            values = image.get([self.settings.holdout_channel])[..., 0]
+        except FaceGraftError as exc:
+            raise BadFrameError(exc.message, path=image.path, frame=frame,
+                                hint="pick the matte's channel with --holdout-channel") from None
+        values = np.clip(np.nan_to_num(values, nan=0.0), 0.0, 1.0)
+        # Place the holdout's data window over the plate's (both relative to their display window).
+        h, w = plate.shape
+        out = np.zeros((h, w), np.float32)
+        spec = image.spec
+        hx, hy = spec.x - spec.full_x - plate.origin[0], spec.y - spec.full_y - plate.origin[1]
+        x0, y0 = max(hx, 0), max(hy, 0)
+        x1, y1 = min(hx + spec.width, w), min(hy + spec.height, h)
+        if x1 > x0 and y1 > y0:
+            out[y0:y1, x0:x1] = values[y0 - hy:y1 - hy, x0 - hx:x1 - hx]
+        return out
+
+    def _roi(self, face: Face, plate: Plate) -> tuple[int, int, int, int]:
+        """Array rows/cols holding the crop square plus the feather margin, clipped to the array."""
+        res = self.info.resolution
+        inv = align.invert(align.crop_matrix(face.transform, res, self.info.coverage))
+        corners = align.apply(inv, np.array([[0, 0], [res, 0], [0, res], [res, res]], np.float64))
+        corners -= np.asarray(plate.origin, np.float64)
+        h, w = plate.shape
+        x0 = int(np.clip(np.floor(corners[:, 0].min()) - self.margin, 0, w))
+        x1 = int(np.clip(np.ceil(corners[:, 0].max()) + self.margin, 0, w))
+        y0 = int(np.clip(np.floor(corners[:, 1].min()) - self.margin, 0, h))
+        y1 = int(np.clip(np.ceil(corners[:, 1].max()) + self.margin, 0, h))
+        return y0, y1, x0, x1
+
+    def _crop(self, job: Job) -> None:
+        assert job.plate is not None
+        face = self.track.face(job.frame, self.settings.face)
+        if face is None:
+            job.status = layers.NO_FACE
+            return
+        y0, y1, x0, x1 = self._roi(face, job.plate)
+        if y1 - y0 < 2 or x1 - x0 < 2:
+            job.status = layers.NO_FACE
+            job.note["reason"] = "face outside the data window"
+            return
+        job.face, job.roi = face, (y0, y1, x0, x1)
+        # the whole plate: align.crop samples only what it needs, exactly as faceset extraction does
+        crop = align.crop(job.plate.rgb, face.transform, self.info.resolution, self.info.coverage,
+                          origin=job.plate.origin, interpolation="cubic")
+        job.crop = np.ascontiguousarray(self.to_model(crop).transpose(2, 0, 1))
+
+    # -- stage 3: paste, composite, write -----------------------------------------------------
+    def finish(self, job: Job, swap: Optional[np.ndarray] = None, mask: Optional[np.ndarray] = None) -> None:
+        start = time.perf_counter()
+        pixels, spec = self.compose(job, swap, mask)
+        self.timings.add("paste", time.perf_counter() - start)
+        start = time.perf_counter()
+        exr_io.write_image(self.out.path(job.frame), pixels, spec, job.frame)
+        self.timings.add("write", time.perf_counter() - start)
+
+    def compose(self, job: Job, swap: Optional[np.ndarray], mask: Optional[np.ndarray]) -> tuple[np.ndarray, Any]:
+        """The output pixels ``[H, W, C]`` (plate precision) and header for one frame."""
+        plate = job.plate
+        assert plate is not None
+        stored, plate_channels, like = _stored(plate)
+        dtype = stored.dtype
+        names = layers.channels(plate_channels)
+        h, w = plate.shape
+        has_alpha = "A" in plate_channels
+        if has_alpha:
+            beauty = stored[..., [plate_channels.index(c) for c in layers.BEAUTY]]
+        else:
+            beauty = np.empty((h, w, 4), dtype)
+            beauty[..., :3] = stored[..., [plate_channels.index(c) for c in layers.BEAUTY[:3]]]
+            beauty[..., 3] = 1.0
+        ours = np.zeros((h, w, len(layers.FACEGRAFT)), dtype)  # swap, mattes, stmap: empty off the face
+        index = {n: i for i, n in enumerate(layers.FACEGRAFT)}
+        if job.holdout is not None:
+            ours[..., index["matte.holdout"]] = job.holdout
+        if job.face is not None and swap is not None and mask is not None:
+            self._paste(job, swap, mask, beauty, ours, index, has_alpha)
+        parts = [beauty, ours]
+        extra = names[len(layers.BEAUTY) + len(layers.FACEGRAFT):]
+        if extra:
+            parts.append(stored[..., [plate_channels.index(c) for c in extra]])
+        attrs = layers.attributes(self.info.content_hash, os.path.basename(self.model.path),
+                                  self.settings.params(), job.status, **job.note)
+        spec = exr_io.make_spec(like, names, dtype.type, attrs, self.settings.compression)
+        return np.concatenate(parts, axis=-1), spec
+
+    def _paste(self, job: Job, swap: np.ndarray, mask: np.ndarray, beauty: np.ndarray, ours: np.ndarray,
+               index: dict[str, int], has_alpha: bool) -> None:
+        plate, face, info, s = job.plate, job.face, self.info, self.settings
+        assert plate is not None and face is not None and job.crop is not None
+        res, cov = info.resolution, info.coverage
+        y0, y1, x0, x1 = job.roi
+        roi_shape = (y1 - y0, x1 - x0)
+        roi_origin = (plate.origin[0] + x0, plate.origin[1] + y0)
+        dtype = beauty.dtype
+
+        # colour match in model space, inside the model mask x mesh matte of the crop
+        swap_face = swap.transpose(1, 2, 0)
+        if s.color_match != "none":
+            pts_crop = align.apply(align.crop_matrix(face.transform, res, cov), face.landmarks[:, :2])
+            matte_crop = mask[0] * mattes.face_matte(pts_crop, (res, res), s.forehead)
+            swap_face = colormatch.match(swap_face, job.crop.transpose(1, 2, 0), matte_crop, s.color_match)
+        swap_plate = self.to_plate(swap_face)
+
+        # back onto the plate: colour, model mask, footprint; the face matte drawn at plate resolution
+        swap_roi, footprint = align.uncrop(swap_plate, face.transform, cov, roi_shape, roi_origin, "cubic")
+        mask_roi, _ = align.uncrop(np.ascontiguousarray(mask[0]), face.transform, cov, roi_shape, roi_origin, "linear")
+        pts_roi = np.asarray(face.landmarks[:, :2], np.float64) - np.asarray(roi_origin, np.float64)
+        mesh_roi = mattes.face_matte(pts_roi, roi_shape, s.forehead)
+        raw = np.clip(mask_roi, 0.0, 1.0) * mesh_roi * footprint
+        alpha = blend.shape_matte(raw, s.erode, s.feather) * footprint
+        if job.holdout is not None:
+            alpha *= 1.0 - job.holdout[y0:y1, x0:x1]
+        # quantise the matte to the output precision first: "matte == 0" then means "plate pixel"
+        alpha = np.clip(alpha, 0.0, 1.0).astype(dtype).astype(np.float32)
+        inside = alpha > 0
+
+        plate_roi = colour.sanitize(plate.rgb[y0:y1, x0:x1])
+        colour_roi = blend.face_colour(plate_roi, swap_roi, alpha, s.blend)
+        a3 = alpha[..., None]
+        premult = colour_roi * a3
+        composite = premult + plate_roi * (1.0 - a3)
+
+        region = beauty[y0:y1, x0:x1]
+        region[..., :3] = np.where(inside[..., None], composite.astype(dtype), region[..., :3])
+        if has_alpha:
+            plate_a = np.nan_to_num(region[..., 3].astype(np.float32), nan=0.0)
+            merged = (alpha + plate_a * (1.0 - alpha)).astype(dtype)
+            region[..., 3] = np.where(inside, merged, region[..., 3])
+        mine = ours[y0:y1, x0:x1]
+        swap_idx = [index[c] for c in layers.SWAP]
+        mine[..., swap_idx[:3]] = np.where(inside[..., None], premult, 0.0).astype(dtype)
+        mine[..., swap_idx[3]] = alpha.astype(dtype)
+        mine[..., index["matte.face"]] = raw.astype(dtype)
+        st_s, st_t = _stmap(face.transform, res, cov, roi_shape, roi_origin)
+        mine[..., index["stmap.R"]] = st_s.astype(dtype)
+        mine[..., index["stmap.G"]] = st_t.astype(dtype)
+
+
+def _stored(plate: Plate) -> tuple[np.ndarray, list[str], Any]:
+    """The plate's stored pixels, channel names and header (a float header for non-EXR sources)."""
+    if plate.image is not None:
+        return plate.image.pixels, plate.image.channels, plate.image.spec
+    h, w = plate.shape
+    spec = exr_io.new_spec(w, h, ["R", "G", "B"], np.float32)
+    return plate.rgb, ["R", "G", "B"], spec
+
+
+def _stmap(transform: np.ndarray, res: int, coverage: str, shape: tuple[int, int],
+           origin: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``align.stmap`` as two broadcast float32 planes (cheap at UHD)."""
+    h, w = shape
+    m = align.crop_matrix(transform, res, coverage) / res
+    xs = np.arange(w, dtype=np.float64) + origin[0] + 0.5
+    ys = np.arange(h, dtype=np.float64) + origin[1] + 0.5
+    s = (m[0, 0] * xs)[None, :].astype(np.float32) + (m[0, 1] * ys + m[0, 2])[:, None].astype(np.float32)
+    t = (-m[1, 0] * xs)[None, :].astype(np.float32) + (1.0 - m[1, 1] * ys - m[1, 2])[:, None].astype(np.float32)
+    return s, t
+
+
+def remove_stale_temps(out: SequencePattern, frames: list[int]) -> int:
+    """Delete temporary files a killed render left for ``frames`` (exr_io's ``.NAME.*.tmp.EXT``)."""
+    removed = 0
+    for frame in frames:
+        target = Path(out.path(frame))
+        for tmp in glob.glob(str(target.with_name(f".{glob.escape(target.stem)}.*.tmp{target.suffix}"))):
+            try:
+                os.unlink(tmp)
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+def _fallback_frame(renderer: FrameRenderer, frame: int) -> Optional[Plate]:
+    """For --on-error hold: the nearest readable plate frame before ``frame`` (else after it)."""
+    frames = sorted(renderer.source.frames)
+    before = [f for f in frames if f < frame][::-1]
+    after = [f for f in frames if f > frame]
+    for candidate in before + after:
+        try:
+            return renderer.source.read(candidate)
+        except FaceGraftError:
+            continue
+    return None
+
+
+def render_shot(
+    source: FrameSource,
+    track: ShotTrack,
+    model: FaceModel,
+    out: str,
+    settings: RenderSettings,
+    *,
+    frames: Optional[list[int]] = None,
+    on_error: str = "fail",
+    overwrite: bool = False,
+    readers: int = 2,
+    writers: int = 2,
+    progress: Optional[Progress] = None,
+    track_path: Optional[str] = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> RenderReport:
+    """Render ``frames`` (default: all of ``source``) to ``out``; see the module docstring."""
+    if on_error not in ON_ERROR:
+        raise FaceGraftError(f"unknown --on-error '{on_error}'", hint=f"one of {', '.join(ON_ERROR)}")
+    report = RenderReport()
+    wanted = list(frames if frames is not None else source.frames)
+    track.require_frames(wanted, track_path)
+    renderer = FrameRenderer(source, track, model, out, settings, report.timings)
+    pattern = renderer.out
+    if pattern.pattern == getattr(source, "name", None):
+        raise FaceGraftError("--out is the plate itself", path=out, hint="write the render to its own folder")
+    if overwrite:
+        todo = list(wanted)
+    else:
+        report.existing = [f for f in wanted if exr_io.is_complete(pattern.path(f))]
+        done = set(report.existing)
+        todo = [f for f in wanted if f not in done]
+    removed = remove_stale_temps(pattern, todo)
+    if removed:
+        log(f"removed {removed} temporary file(s) left by an interrupted render")
+    if report.existing:
+        log(f"{len(report.existing)} frame(s) already rendered, kept: {format_frames(report.existing)} (--overwrite renders them again)")
+        if progress is not None:
+            progress.update(len(report.existing))
+    wall = time.perf_counter()
+    batch = model.batch
+    read_pool = ThreadPoolExecutor(max(1, readers), thread_name_prefix="facegraft-read")
+    write_pool = ThreadPoolExecutor(max(1, writers), thread_name_prefix="facegraft-write")
+    reads: deque[Future[Job]] = deque()
+    writes: deque[tuple[int, str, Future[None]]] = deque()
+    queue = deque(todo)
+    read_ahead = batch + max(1, readers) * 2
+    write_ahead = max(1, writers) * 2
+
+    def fill_reads() -> None:
+        while queue and len(reads) < read_ahead:
+            reads.append(read_pool.submit(renderer.prepare, queue.popleft()))
+
+    def collect_writes(limit: int) -> None:
+        while len(writes) > limit:
+            frame, status, future = writes.popleft()
+            future.result()  # write errors (disk full, permissions) stop the render
+            {layers.RENDERED: report.rendered, layers.NO_FACE: report.no_face, layers.HELD: report.held}[status].append(frame)
+            if progress is not None:
+                progress.update(1, frame=frame, status=status)
+
+    def submit_write(job: Job, swap: Optional[np.ndarray] = None, mask: Optional[np.ndarray] = None) -> None:
+        writes.append((job.frame, job.status, write_pool.submit(renderer.finish, job, swap, mask)))
+        collect_writes(write_ahead)
+
+    def handle_error(job: Job) -> None:
+        assert job.error is not None
+        error = job.error
+        if error.frame is None:
+            error.frame = job.frame
+        if on_error == "fail":
+            raise error
+        report.errors[job.frame] = error.describe()
+        if progress is not None:
+            progress.warn(f"frame {job.frame}: {error.message}", frame=job.frame, file=error.path)
+        if on_error == "skip":
+            report.skipped.append(job.frame)
+            if progress is not None:
+                progress.update(1, frame=job.frame, status="skipped")
+            return
+        held = job.plate if job.plate is not None else _fallback_frame(renderer, job.frame)
+        if held is None:
+            report.skipped.append(job.frame)
+            return
+        note: dict[str, Any] = {"hold_reason": error.message}
+        if job.plate is None:
+            note["held_from"] = held.frame
+        submit_write(Job(job.frame, plate=held, status=layers.HELD, note=note))
+
+    try:
+        fill_reads()
+        while reads:
+            jobs: list[Job] = []
+            while reads and len([j for j in jobs if j.crop is not None]) < batch:
+                jobs.append(reads.popleft().result())
+                fill_reads()
+                if not reads or (len(jobs) >= batch and not reads[0].done()):
+                    break
+            faced = [j for j in jobs if j.error is None and j.crop is not None]
+            swaps: Optional[np.ndarray] = None
+            masks: Optional[np.ndarray] = None
+            if faced:
+                start = time.perf_counter()
+                swaps, masks = model.run(np.stack([j.crop for j in faced if j.crop is not None]))
+                report.timings.add("model", time.perf_counter() - start)
+            k = 0
+            for job in jobs:
+                if job.error is not None:
+                    handle_error(job)
+                elif job.crop is not None and swaps is not None and masks is not None:
+                    submit_write(job, swaps[k], masks[k])
+                    k += 1
+                else:
+                    submit_write(job)
+        collect_writes(0)
+    except BaseException:
+        for future in reads:
+            future.cancel()
+        for _, _, pending in writes:
+            pending.cancel()
+        raise
+    finally:
+        read_pool.shutdown(wait=True, cancel_futures=True)
+        write_pool.shutdown(wait=True, cancel_futures=True)
+        report.timings.wall += time.perf_counter() - wall
+    return report
+
+
+def report_json(report: RenderReport) -> dict[str, Any]:
+    return {
+        "rendered": format_frames(report.rendered), "no_face": format_frames(report.no_face),
+        "held": format_frames(report.held), "skipped": format_frames(report.skipped),
+        "existing": format_frames(report.existing), "timings": report.timings.as_dict(),
+        "errors": {str(k): v for k, v in sorted(report.errors.items())},
+    }
+
+
+def dumps(report: RenderReport) -> str:
+    return json.dumps(report_json(report), sort_keys=True)

@@ -1,0 +1,227 @@
+"""The renderer: untouched pixels bit-identical, layers consistent, deterministic, error policies."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from render_fixtures import FIRST, POISON, aligned_transform, make_plate, make_track, rotated_transform
+from render_models import build_dfm_model, build_identity_model
+
+from facegraft.inference import align, colour, dfm, exr_io, face_model, frames, layers, renderer
+from facegraft.inference.errors import BadFrameError, FaceGraftError
+
+RES = 64
+FRAMES = list(range(FIRST, FIRST + 4))
+
+
+@pytest.fixture(scope="module")
+def plate(tmp_path_factory):
+    return make_plate(tmp_path_factory.mktemp("plate"))
+
+
+@pytest.fixture(scope="module")
+def identity(tmp_path_factory):
+    return face_model.load(build_identity_model(tmp_path_factory.mktemp("m") / "id.onnx", RES), device="cpu")
+
+
+def _render(plate, model, out, track=None, **kwargs):
+    track = track or make_track(FRAMES, aligned_transform(RES, "whole_face", (64, 40)))
+    options = {k: kwargs.pop(k) for k in list(kwargs) if k in ("frames", "on_error", "overwrite", "readers", "writers")}
+    settings = renderer.RenderSettings(**kwargs)
+    return renderer.render_shot(frames.open_source(plate), track, model, str(out), settings, **options)
+
+
+def _frame(pattern, frame=FIRST):
+    return exr_io.read_image(pattern.replace("####", f"{frame:04d}"))
+
+
+def _bits(image, names):
+    return image.get(names, np.float16).view(np.uint16)
+
+
+def test_identity_model_reproduces_plate(tmp_path, plate, identity):
+    out = str(tmp_path / "r.####.exr")
+    report = _render(plate, identity, out)
+    assert report.rendered == FRAMES
+    o, p = _frame(out), _frame(plate)
+    alpha = o.get(["swap.A"])[..., 0]
+    assert (alpha > 0.999).sum() > 1000
+    np.testing.assert_allclose(o.rgb()[alpha > 0], p.rgb()[alpha > 0], rtol=1e-3, atol=1e-4)
+    outside = alpha == 0
+    assert np.array_equal(_bits(o, ["R", "G", "B", "Z"])[outside], _bits(p, ["R", "G", "B", "Z"])[outside])
+    for (row, col) in POISON:  # NaN, Inf, >1 and negatives all survive
+        assert outside[row, col]
+        assert np.array_equal(_bits(o, ["R", "G", "B"])[row, col], _bits(p, ["R", "G", "B"])[row, col])
+    # header: windows, precision, plate metadata kept; facegraft attributes added
+    assert o.data_window == p.data_window and o.display_window == p.display_window
+    assert o.pixels.dtype == np.float16
+    attrs = exr_io.attributes(o.spec)
+    assert attrs["studio/shot"] == "sh010"
+    assert attrs["facegraft/status"] == layers.RENDERED
+    assert attrs["facegraft/model_hash"] == identity.info.content_hash
+    np.testing.assert_array_equal(o.get(["A"]), 1.0)  # a plate without alpha gets A = 1
+
+
+def test_colour_shift_only_inside_matte(tmp_path, plate):
+    model = face_model.load(build_identity_model(tmp_path / "shift.onnx", RES, shift=[0.05, 0.0, -0.05]), device="cpu")
+    out = str(tmp_path / "r.####.exr")
+    _render(plate, model, out, feather=6, erode=3)
+    o, p = _frame(out), _frame(plate)
+    alpha = o.get(["swap.A"])[..., 0]
+    with np.errstate(invalid="ignore"):
+        diff = o.rgb() - p.rgb()
+    assert np.all(diff[alpha > 0.99, 0] > 0.01) and np.all(diff[alpha > 0.99, 2] < -0.01)
+    np.testing.assert_allclose(diff[alpha > 0.99, 1], 0.0, atol=2e-3)
+    assert np.array_equal(_bits(o, ["R", "G", "B"])[alpha == 0], _bits(p, ["R", "G", "B"])[alpha == 0])
+    soft = (alpha > 0.05) & (alpha < 0.95)
+    assert soft.sum() > 50  # the feather made a soft edge
+
+
+def test_swap_over_plate_equals_composite(tmp_path, plate):
+    model = face_model.load(build_identity_model(tmp_path / "s.onnx", RES, shift=[0.1, 0.1, 0.1]), device="cpu")
+    out = str(tmp_path / "r.####.exr")
+    track = make_track(FRAMES, rotated_transform((100, 70), 40, 12))
+    _render(plate, model, out, track=track, feather=8, blend="multiband", color_match="rct")
+    o, p = _frame(out), _frame(plate)
+    swap = o.get(layers.SWAP)
+    over = swap[..., :3] + p.rgb() * (1.0 - swap[..., 3:])
+    finite = np.isfinite(p.rgb()).all(axis=-1)
+    np.testing.assert_allclose(over[finite], o.rgb()[finite], rtol=2e-3, atol=2e-3)
+    raw = o.get(["matte.face"])[..., 0]
+    near = cv2.dilate((raw > 0).astype(np.uint8), np.ones((41, 41), np.uint8)) > 0  # feather reach
+    assert raw.max() > 0.99 and np.all(swap[..., 3][~near] == 0)
+
+
+def test_stmap_points_into_the_crop(tmp_path, plate, identity):
+    out = str(tmp_path / "r.####.exr")
+    transform = rotated_transform((96, 72), 40, 20)
+    _render(plate, identity, out, track=make_track(FRAMES, transform))
+    o, p = _frame(out), _frame(plate)
+    st = o.get(layers.STMAP)
+    dx, dy = o.spec.x - o.spec.full_x, o.spec.y - o.spec.full_y
+    crop = align.crop(p.rgb(), transform, RES, "whole_face", origin=(dx, dy))
+    map_x = (st[..., 0] * RES - 0.5).astype(np.float32)
+    map_y = ((1.0 - st[..., 1]) * RES - 0.5).astype(np.float32)
+    looked_up = cv2.remap(crop, map_x, map_y, cv2.INTER_LINEAR)
+    face = o.get(["swap.A"])[..., 0] > 0.99
+    assert face.sum() > 500
+    # a half-pixel error would show as 0.005 on the 0.01/px ramps in R and G
+    np.testing.assert_allclose(looked_up[face][:, :2], p.rgb()[face][:, :2], atol=2.5e-3)
+
+
+def test_holdout_pixels_untouched(tmp_path, plate):
+    model = face_model.load(build_identity_model(tmp_path / "s.onnx", RES, shift=[0.2, 0.2, 0.2]), device="cpu")
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    for frame in FRAMES:  # a "hand" over the left half of the face: display x 80..100
+        pixels = np.zeros((144, 192, 1), np.float16)
+        pixels[:, 80:100] = 1.0
+        spec = exr_io.new_spec(192, 144, ["A"], np.float16)
+        exr_io.write_image(str(hold / f"hands.{frame:04d}.exr"), pixels, spec)
+    out = str(tmp_path / "r.####.exr")
+    _render(plate, model, out, holdout=str(hold / "hands.####.exr"), feather=4)
+    o, p = _frame(out), _frame(plate)
+    dx, dy = -(o.spec.x - o.spec.full_x), -(o.spec.y - o.spec.full_y)  # display -> array offset
+    held = np.zeros(o.pixels.shape[:2], bool)
+    held[dy:dy + 144, 80 + dx:100 + dx] = True
+    assert np.array_equal(_bits(o, ["R", "G", "B"])[held], _bits(p, ["R", "G", "B"])[held])
+    assert np.all(o.get(["matte.holdout"])[held] == 1.0)
+    changed = np.any(o.rgb() != p.rgb(), axis=-1) & np.isfinite(p.rgb()).all(axis=-1)
+    assert changed[:, 100 + dx:].sum() > 200  # the rest of the face was swapped
+
+
+def test_deterministic_and_chunk_independent(tmp_path, plate):
+    model = face_model.load(build_identity_model(tmp_path / "m.onnx", RES, shift=[0.01, 0, 0], conv_layers=2),
+                            device="cpu", batch=3)
+    track = make_track(FRAMES, rotated_transform((96, 72), 44, -8), moving=1.3)
+    a, b, c = (str(tmp_path / name / "r.####.exr") for name in ("a", "b", "c"))
+    _render(plate, model, a, track=track, color_match="lct", blend="multiband", feather=5)
+    _render(plate, model, b, track=track, color_match="lct", blend="multiband", feather=5)
+    for frame in FRAMES:  # chunks of one frame each
+        _render(plate, model, c, track=track, color_match="lct", blend="multiband", feather=5, frames=[frame])
+    for frame in FRAMES:
+        name = f"r.{frame:04d}.exr"
+        data = (tmp_path / "a" / name).read_bytes()
+        assert data == (tmp_path / "b" / name).read_bytes() == (tmp_path / "c" / name).read_bytes()
+
+
+def test_no_face_frames_pass_through(tmp_path, plate, identity):
+    out = str(tmp_path / "r.####.exr")
+    track = make_track(FRAMES, aligned_transform(RES, "whole_face", (64, 40)), no_face=[FIRST + 1])
+    report = _render(plate, identity, out, track=track)
+    assert report.no_face == [FIRST + 1]
+    o, p = _frame(out, FIRST + 1), _frame(plate, FIRST + 1)
+    assert np.array_equal(_bits(o, ["R", "G", "B", "Z"]), _bits(p, ["R", "G", "B", "Z"]))
+    assert not np.any(o.get(list(layers.FACEGRAFT)))
+    assert exr_io.attributes(o.spec)["facegraft/status"] == layers.NO_FACE
+
+
+def test_plate_alpha_kept_outside(tmp_path, identity):
+    plate = make_plate(tmp_path / "pa", alpha=True)
+    out = str(tmp_path / "r.####.exr")
+    _render(plate, identity, out, frames=[FIRST])
+    o, p = _frame(out), _frame(plate)
+    alpha = o.get(["swap.A"])[..., 0]
+    assert np.array_equal(_bits(o, ["A"])[alpha == 0], _bits(p, ["A"])[alpha == 0])
+    assert np.all(o.get(["A"])[alpha > 0.999] >= 0.999)
+
+
+def test_dfm_model_renders(tmp_path, plate):
+    model = face_model.load(build_dfm_model(tmp_path / "actor.dfm", RES), device="cpu")
+    out = str(tmp_path / "r.####.exr")
+    report = _render(plate, model, out, frames=[FIRST])
+    assert report.rendered == [FIRST]
+    o, p = _frame(out), _frame(plate)
+    alpha = o.get(["swap.A"])[..., 0]
+    assert (alpha > 0.99).sum() > 1000
+    inner = alpha > 0.99  # the model sees sRGB-encoded 0..1: what comes back is the plate clipped there
+    to_srgb, back = colour.converter("ACEScg", dfm.COLORSPACE), colour.converter(dfm.COLORSPACE, "ACEScg")
+    expected = back(np.clip(to_srgb(p.rgb()[inner]), 0.0, 1.0))
+    np.testing.assert_allclose(o.rgb()[inner], expected, rtol=2e-3, atol=2e-3)
+
+
+def _corrupt(plate, frame, tmp_path):
+    import shutil
+
+    folder = tmp_path / "corrupt"
+    shutil.copytree(str(plate.rsplit("/", 1)[0]), folder)
+    path = folder / f"plate.{frame:04d}.exr"
+    path.write_bytes(path.read_bytes()[:400])
+    return str(folder / "plate.####.exr")
+
+
+def test_corrupt_frame_policies(tmp_path, plate, identity):
+    bad = _corrupt(plate, FIRST + 2, tmp_path)
+    with pytest.raises(BadFrameError) as err:
+        _render(bad, identity, tmp_path / "fail" / "r.####.exr")
+    assert err.value.frame == FIRST + 2 and "plate.1003.exr" in str(err.value)
+    report = _render(bad, identity, tmp_path / "skip" / "r.####.exr", on_error="skip")
+    assert report.skipped == [FIRST + 2] and len(report.rendered) == 3
+    assert not (tmp_path / "skip" / "r.1003.exr").exists()
+    report = _render(bad, identity, tmp_path / "hold" / "r.####.exr", on_error="hold")
+    assert report.held == [FIRST + 2]
+    held = exr_io.read_image(tmp_path / "hold" / "r.1003.exr")
+    attrs = exr_io.attributes(held.spec)
+    assert attrs["facegraft/status"] == layers.HELD and attrs["facegraft/held_from"] == FIRST + 1
+    assert np.array_equal(_bits(held, ["R", "G", "B"]), _bits(_frame(plate, FIRST + 1), ["R", "G", "B"]))
+
+
+def test_resume_skips_complete_frames(tmp_path, plate, identity):
+    out = tmp_path / "r.####.exr"
+    _render(plate, identity, out, frames=[FIRST, FIRST + 1])
+    stale = tmp_path / ".r.1003.999.1.tmp.exr"
+    stale.write_bytes(b"half a frame")
+    before = (tmp_path / "r.1001.exr").stat().st_mtime_ns
+    report = _render(plate, identity, out)
+    assert report.existing == [FIRST, FIRST + 1] and report.rendered == [FIRST + 2, FIRST + 3]
+    assert (tmp_path / "r.1001.exr").stat().st_mtime_ns == before
+    assert not stale.exists()
+    report = _render(plate, identity, out, overwrite=True)
+    assert report.rendered == FRAMES
+
+
+def test_missing_track_frames(tmp_path, plate, identity):
+    track = make_track(FRAMES[:2], aligned_transform(RES, "whole_face", (64, 40)))
+    with pytest.raises(FaceGraftError, match="no entry for frame"):
+        _render(plate, identity, tmp_path / "r.####.exr", track=track)
+    assert not list(tmp_path.glob("*.exr"))
