@@ -1,0 +1,318 @@
+"""Many shots on one box: a YAML list of shots, one worker process per GPU.
+
+Each shot is tracked, then rendered, by ``facegraft track`` / ``facegraft render`` subprocesses
+(the same command lines a farm job runs). A worker owns one GPU through
+``CUDA_VISIBLE_DEVICES`` and takes the next shot when it is free. Re-running the same file
+resumes: a shot whose frames are all complete is skipped, a valid track is not recomputed,
+and render skips frames already written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import yaml
+
+from facegraft.inference.errors import FaceGraftError
+
+from .job import RENDER_OPTIONS, TRACK_OPTIONS, Shot
+from .submit import make_shot
+
+OPTION_NAMES = tuple(dict.fromkeys(TRACK_OPTIONS + RENDER_OPTIONS))
+SHOT_KEYS = ("name", "plate", "model", "out", "frames", "track", "options")
+EXAMPLE = "shots:\n  - plate: plates/sh010.####.exr\n    model: sh010.onnx\n    out: renders/sh010_swap.####.exr"
+
+
+def _options(raw: Any, where: str, path: str) -> dict[str, object]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise FaceGraftError(f"{where}: 'options' must be a mapping", path=path)
+    out = {}
+    for key, value in raw.items():
+        name = str(key).replace("-", "_")
+        if name not in OPTION_NAMES:
+            raise FaceGraftError(f"{where}: unknown option '{key}'", path=path,
+                                 hint=f"options are: {', '.join(OPTION_NAMES)}")
+        out[name] = value
+    return out
+
+
+def _resolve(value: Any, base: Path) -> str:
+    text = os.path.expanduser(str(value))
+    return text if os.path.isabs(text) else str(base / text)
+
+
+def load_shots(path: str) -> list[Shot]:
+    """Read and check every shot of a batch file; relative paths are relative to the file."""
+    source = Path(path)
+    try:
+        doc = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise FaceGraftError(f"cannot read the batch file ({exc.strerror})", path=path) from exc
+    except yaml.YAMLError as exc:
+        raise FaceGraftError(f"the batch file is not valid YAML: {exc}", path=path) from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("shots"), list) or not doc["shots"]:
+        raise FaceGraftError("the batch file has no 'shots' list", path=path, hint="write it like:\n" + EXAMPLE)
+    base = source.resolve().parent
+    defaults = doc.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise FaceGraftError("'defaults' must be a mapping", path=path)
+    shots: list[Shot] = []
+    for index, entry in enumerate(doc["shots"], 1):
+        where = f"shot {index}"
+        if not isinstance(entry, dict):
+            raise FaceGraftError(f"{where} is not a mapping", path=path, hint="write it like:\n" + EXAMPLE)
+        if entry.get("name"):
+            where = f"shot {index} ('{entry['name']}')"
+        unknown = sorted(set(entry) - set(SHOT_KEYS))
+        if unknown:
+            raise FaceGraftError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}", path=path,
+                                 hint=f"keys are: {', '.join(SHOT_KEYS)}")
+        merged = {**defaults, **entry}
+        missing = [k for k in ("plate", "model", "out") if not merged.get(k)]
+        if missing:
+            raise FaceGraftError(f"{where}: missing {', '.join(missing)}", path=path)
+        options = {**_options(defaults.get("options"), "defaults", path), **_options(entry.get("options"), where, path)}
+        frames = merged.get("frames")
+        try:
+            shot = make_shot(
+                _resolve(merged["plate"], base), _resolve(merged["model"], base), _resolve(merged["out"], base),
+                frames=str(frames) if frames is not None else None,
+                track=_resolve(merged["track"], base) if merged.get("track") else None,
+                options=options, name=str(entry["name"]) if entry.get("name") else None,
+            )
+        except FaceGraftError as exc:
+            raise type(exc)(f"{where} of {path}: {exc.message}", path=exc.path, frame=exc.frame, hint=exc.hint) from exc
+        shots.append(shot)
+    _check_collisions(shots, path)
+    return shots
+
+
+def _check_collisions(shots: Sequence[Shot], path: str) -> None:
+    """Two shots writing the same frames or the same track would undo each other."""
+    for i, a in enumerate(shots):
+        for b in shots[i + 1:]:
+            if a.out == b.out and set(a.frames) & set(b.frames):
+                raise FaceGraftError(f"shots '{a.name}' and '{b.name}' write the same output frames", path=path,
+                                     hint="give each shot its own 'out' or non-overlapping 'frames'")
+            if a.track == b.track:
+                raise FaceGraftError(f"shots '{a.name}' and '{b.name}' share the track file {a.track}", path=path,
+                                     hint="give each shot its own 'track' (or 'out')")
+    names = [s.name for s in shots]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise FaceGraftError(f"shot names used twice: {', '.join(twice)}", path=path, hint="give each shot a 'name'")
+
+
+def parse_gpus(text: Optional[str]) -> list[Optional[str]]:
+    """``"0,1"`` -> ``["0", "1"]``; nothing -> one worker that keeps the environment's devices."""
+    if text is None or not text.strip():
+        return [None]
+    ids = [t.strip() for t in text.split(",") if t.strip()]
+    for gpu in ids:
+        if not gpu.isdigit():
+            raise FaceGraftError(f"'{gpu}' is not a GPU index", hint="pass --gpus 0,1 (indices as nvidia-smi lists them)")
+    if len(set(ids)) != len(ids):
+        raise FaceGraftError(f"--gpus lists a GPU twice: {text}")
+    return list(ids)
+
+
+def frames_complete(shot: Shot) -> list[int]:
+    """Frames of the shot whose output is already a whole, readable image."""
+    from facegraft.inference.exr_io import is_complete
+    from facegraft.inference.sequence import SequencePattern
+
+    seq = SequencePattern(shot.out)
+    return [f for f in shot.frames if is_complete(seq.path(f))]
+
+
+def track_complete(shot: Shot) -> bool:
+    """A readable track that covers every frame of the shot."""
+    if not os.path.isfile(shot.track):
+        return False
+    from facegraft.inference.trackfile import load_track
+
+    try:
+        load_track(shot.track).require_frames(list(shot.frames), shot.track)
+    except (FaceGraftError, ValueError, KeyError, OSError):
+        return False
+    return True
+
+
+@dataclass
+class ShotResult:
+    shot: Shot
+    state: str = "pending"  # skipped | done | failed
+    code: int = 0
+    message: str = ""
+
+
+@dataclass
+class Batch:
+    shots: list[Shot]
+    gpus: list[Optional[str]]
+    executable: tuple[str, ...]
+    json_lines: bool = False
+    results: dict[str, ShotResult] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _procs: set = field(default_factory=set)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _counted: dict = field(default_factory=dict)
+
+    def report(self, shot: Shot, state: str, **info: Any) -> None:
+        from facegraft.inference.progress import emit
+
+        with self._lock:
+            if self.json_lines:
+                emit("shot", shot=shot.name, state=state, **info)
+            else:
+                extra = " ".join(f"{k}={v}" for k, v in info.items())
+                print(f"[{shot.name}] {state} {extra}".rstrip(), file=sys.stderr, flush=True)
+
+    def _run(self, shot: Shot, argv: list[str], gpu: Optional[str], progress: Any) -> int:
+        env = dict(os.environ)
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpu
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                bufsize=1)
+        with self._lock:
+            self._procs.add(proc)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self._child_line(shot, line.rstrip("\n"), progress)
+        code = proc.wait()
+        with self._lock:
+            self._procs.discard(proc)
+        return code
+
+    def _child_line(self, shot: Shot, line: str, progress: Any) -> None:
+        if not line.strip():
+            return
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict) or "event" not in event:
+            with self._lock:
+                print(f"[{shot.name}] {line}", file=sys.stderr, flush=True)
+            return
+        kind = event.get("event")
+        if kind == "progress" and event.get("stage") == "render":
+            with self._lock:
+                seen = self._counted.get(shot.name, 0)
+                self._counted[shot.name] = seen + 1
+            if seen < len(shot.frames):
+                progress.update(1, shot=shot.name, frame=event.get("frame"))
+        elif kind in ("error", "warning"):
+            where = f" frame {event['frame']}" if event.get("frame") is not None else ""
+            self.report(shot, kind, message=f"{event.get('message')}{where}")
+
+    def _shot(self, shot: Shot, gpu: Optional[str], progress: Any) -> ShotResult:
+        result = ShotResult(shot)
+        done = frames_complete(shot)
+        if len(done) == len(shot.frames):
+            progress.update(len(shot.frames), shot=shot.name)
+            self.report(shot, "skipped", reason="every frame is complete")
+            result.state = "skipped"
+            return result
+        device = f"GPU {gpu}" if gpu is not None else "default device"
+        if track_complete(shot):
+            self.report(shot, "track", reason="kept (already complete)")
+        else:
+            self.report(shot, "tracking", device=device)
+            code = self._run(shot, [*self.executable, *shot.track_args()], gpu, progress)
+            if code != 0:
+                result.state, result.code = "failed", code
+                self.report(shot, "failed", stage="track", exit=code)
+                return result
+        if self._stop.is_set():
+            result.state, result.code = "failed", 130
+            return result
+        self.report(shot, "rendering", frames=shot.frames_text, device=device)
+        code = self._run(shot, [*self.executable, *shot.render_args(shot.frames_text)], gpu, progress)
+        if code != 0:
+            result.state, result.code = "failed", code
+            self.report(shot, "failed", stage="render", exit=code)
+            return result
+        with self._lock:
+            rest = len(shot.frames) - self._counted.get(shot.name, 0)
+        if rest > 0:
+            progress.update(rest, shot=shot.name)
+        result.state = "done"
+        self.report(shot, "done")
+        return result
+
+    def _worker(self, gpu: Optional[str], work: queue.Queue[Shot], progress: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                shot = work.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                result = self._shot(shot, gpu, progress)
+            except FaceGraftError as exc:
+                result = ShotResult(shot, "failed", exc.exit_code, exc.describe())
+                self.report(shot, "failed", message=exc.describe())
+            with self._lock:
+                self.results[shot.name] = result
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            for proc in list(self._procs):
+                proc.terminate()
+
+    def run(self) -> int:
+        """Render every shot; returns 0, or the exit code of the first shot (in file order) that failed."""
+        from facegraft.inference.progress import Progress
+
+        work: queue.Queue[Shot] = queue.Queue()
+        for shot in self.shots:
+            work.put(shot)
+        total = sum(len(s.frames) for s in self.shots)
+        with Progress("batch", total, json_lines=self.json_lines) as progress:
+            threads = [threading.Thread(target=self._worker, args=(gpu, work, progress), daemon=True)
+                       for gpu in self.gpus[: len(self.shots)]]
+            for thread in threads:
+                thread.start()
+            try:
+                for thread in threads:
+                    while thread.is_alive():
+                        thread.join(0.2)
+            except KeyboardInterrupt:
+                self.stop()
+                for thread in threads:
+                    thread.join(10)
+                raise
+        failed = [self.results[s.name] for s in self.shots if self.results.get(s.name, ShotResult(s)).state == "failed"]
+        ok = len(self.shots) - len(failed)
+        print(f"batch: {ok} of {len(self.shots)} shot(s) complete"
+              + (f"; failed: {', '.join(r.shot.name for r in failed)} (re-run to resume)" if failed else ""),
+              file=sys.stderr)
+        return failed[0].code if failed else 0
+
+
+def plan(shots: Sequence[Shot], gpus: Sequence[Optional[str]], executable: Sequence[str]) -> str:
+    """What a run would do, for --dry-run: per shot its state and command lines."""
+    import shlex
+
+    lines = [f"{len(shots)} shot(s) on {len(gpus)} worker(s): "
+             + ", ".join(f"GPU {g}" if g is not None else "default device" for g in gpus)]
+    for shot in shots:
+        done = frames_complete(shot)
+        state = ("complete, skipped" if len(done) == len(shot.frames)
+                 else f"{len(done)} of {len(shot.frames)} frames already complete")
+        lines.append(f"{shot.name}: {shot.frames_text} ({state})")
+        if len(done) != len(shot.frames):
+            if not track_complete(shot):
+                lines.append("  " + shlex.join([*executable, *shot.track_args()]))
+            lines.append("  " + shlex.join([*executable, *shot.render_args(shot.frames_text)]))
+    return "\n".join(lines)
