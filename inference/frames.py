@@ -86,6 +86,7 @@ class VideoSource:
         self.name = path
         self.start = start
         self.colorspace = colorspace
+        self.config = config
         self._convert = colour.converter(in_colorspace, colorspace, config)
         self._lock = threading.Lock()
         self._capture: Optional[cv2.VideoCapture] = None

@@ -7,6 +7,7 @@ With ``json_lines=True`` each event is one JSON object on stdout, for example::
     {"event": "warning", "stage": "render", "message": "...", "frame": 1004}
     {"event": "done", "stage": "render", "done": 100, "total": 100, "seconds": 12.5}
     {"event": "error", "message": "...", "file": "...", "frame": 1005, "hint": "..."}
+    {"event": "result", ...}   # a command's summary, e.g. track: tracks, target, no-face frames
 
 Human-readable text then goes to stderr so stdout stays machine-readable.
 """

@@ -1,0 +1,168 @@
+"""Face landmarks: MediaPipe FaceMesh (468 points) plus the iris model (5 + 5 points).
+
+FaceMesh sees a 192 px square crop around a rotated region of interest (ROI), sRGB in [0, 1];
+the ROI comes from a detection (box, eye keypoints) or from the previous frame's landmarks
+(bounding box in the eye-line frame, scaled 1.5, as MediaPipe does), so in-plane rotation is
+followed. The iris model sees a 64 px crop of each eye (the second eye mirrored, as it was
+trained). The result is MediaPipe's 478-point "refine" layout in plate pixels ``(x, y, z)``:
+0-467 the mesh, 468-472 the iris next to points 33/133 (image left on a frontal face),
+473-477 the iris next to points 362/263. ``z`` is depth in the same pixel scale as x (smaller
+is nearer the camera), relative to the face centre.
+"""
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from . import assets, colour, runtime
+from .detect import Detection, warp_to_srgb
+
+MESH_SIZE = 192
+IRIS_SIZE = 64
+ROI_SCALE = 1.5  # MediaPipe's face ROI: landmark / detection box scaled 1.5
+IRIS_ROI_SCALE = 2.3  # MediaPipe's eye ROI: eye-corner distance scaled 2.3
+EYE_LINE = (33, 263)  # outer eye corners, image left then image right on a frontal face
+EYES = ((33, 133, False), (362, 263, True))  # (corner, corner, mirror) per eye, image left first
+PRESENCE_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class Roi:
+    """A rotated square in plate px: centre, side length, eye-line angle (radians, y down)."""
+
+    cx: float
+    cy: float
+    size: float
+    angle: float
+
+    def matrix(self, res: int, mirror: bool = False) -> np.ndarray:
+        """Plate continuous px -> ``res`` x ``res`` crop px (2x3), optionally mirrored left-right."""
+        c, s = math.cos(self.angle), math.sin(self.angle)
+        k = res / self.size
+        fx = -k if mirror else k
+        return np.array([
+            [fx * c, fx * s, res / 2 - fx * (c * self.cx + s * self.cy)],
+            [-k * s, k * c, res / 2 - k * (-s * self.cx + c * self.cy)],
+        ])
+
+    def box(self) -> tuple[float, float, float, float]:
+        """Axis-aligned bounds of the rotated square."""
+        half = self.size / 2 * (abs(math.cos(self.angle)) + abs(math.sin(self.angle)))
+        return (self.cx - half, self.cy - half, self.cx + half, self.cy + half)
+
+
+def roi_from_detection(detection: Detection, scale: float = ROI_SCALE) -> Roi:
+    """The FaceMesh ROI for a detector box: square on its long side, rotated to the eye line."""
+    (x0, y0, x1, y1), kps = detection.box, detection.keypoints
+    angle = math.atan2(kps[1, 1] - kps[0, 1], kps[1, 0] - kps[0, 0])
+    return Roi((x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * scale, angle)
+
+
+def roi_from_landmarks(points: np.ndarray, scale: float = ROI_SCALE) -> Roi:
+    """The FaceMesh ROI for the next frame: landmarks' bounds in the eye-line frame, scaled."""
+    p = np.asarray(points, dtype=np.float64)[:468, :2]
+    a, b = p[EYE_LINE[0]], p[EYE_LINE[1]]
+    angle = math.atan2(b[1] - a[1], b[0] - a[0])
+    c, s = math.cos(angle), math.sin(angle)
+    rotated = p @ np.array([[c, -s], [s, c]])  # coordinates along / across the eye line
+    lo, hi = rotated.min(0), rotated.max(0)
+    mid = (lo + hi) / 2
+    centre = np.array([c * mid[0] - s * mid[1], s * mid[0] + c * mid[1]])
+    return Roi(float(centre[0]), float(centre[1]), float(max(hi - lo)) * scale, angle)
+
+
+def landmark_box(points: np.ndarray) -> tuple[float, float, float, float]:
+    """Axis-aligned bounds of the mesh points (x0, y0, x1, y1)."""
+    p = np.asarray(points)[:468, :2]
+    return (float(p[:, 0].min()), float(p[:, 1].min()), float(p[:, 0].max()), float(p[:, 1].max()))
+
+
+def _to_plate(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Crop px (x, y, z) -> plate px, z scaled like x."""
+    inverse = np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
+    xy = points[:, :2] @ inverse[:, :2].T + inverse[:, 2]
+    scale = math.sqrt(abs(np.linalg.det(inverse[:, :2])))
+    return np.column_stack([xy, points[:, 2] * scale])
+
+
+def _array_matrix(plate_matrix: np.ndarray, origin: tuple[float, float]) -> np.ndarray:
+    """A plate-px affine re-expressed on array px (array px + origin = plate px)."""
+    m = np.array(plate_matrix, dtype=np.float64)
+    m[:, 2] += m[:, :2] @ np.asarray(origin, dtype=np.float64)
+    return m
+
+
+@dataclass
+class LandmarkResult:
+    points: np.ndarray  # (478, 3) plate px
+    presence: float  # FaceMesh face-presence probability
+    roi: Roi
+
+
+class LandmarkModels:
+    """FaceMesh and iris sessions (batch fixed at 1 in the converted graphs)."""
+
+    def __init__(self, device: str = "auto", threads: Optional[int] = None, iris: bool = True) -> None:
+        self.mesh = runtime.create_session(assets.model_path("face_landmark"), device=device, threads=threads)
+        self.iris = runtime.create_session(assets.model_path("iris_landmark"), device=device, threads=threads) if iris else None
+        self._mesh_in = self.mesh.get_inputs()[0].name
+        self._iris_in = self.iris.get_inputs()[0].name if self.iris is not None else ""
+        self._pool: Optional[ThreadPoolExecutor] = None
+
+    def mesh_points(self, rgb: np.ndarray, roi: Roi, origin: tuple[float, float] = (0.0, 0.0),
+                    plate_space: str = colour.DEFAULT_PLATE_SPACE,
+                    config: str = colour.DEFAULT_CONFIG) -> tuple[np.ndarray, float]:
+        """468 FaceMesh points (plate px) and the presence probability for one ROI."""
+        matrix = roi.matrix(MESH_SIZE)
+        crop = warp_to_srgb(rgb, _array_matrix(matrix, origin), (MESH_SIZE, MESH_SIZE), plate_space, config)
+        tensor = np.ascontiguousarray(crop.transpose(2, 0, 1)[None], dtype=np.float32)
+        coords, logit = self.mesh.run(None, {self._mesh_in: tensor})
+        presence = 1.0 / (1.0 + math.exp(-float(np.clip(logit.ravel()[0], -80.0, 80.0))))
+        return _to_plate(coords.reshape(468, 3).astype(np.float64), matrix), presence
+
+    def iris_points(self, rgb: np.ndarray, mesh: np.ndarray, origin: tuple[float, float] = (0.0, 0.0),
+                    plate_space: str = colour.DEFAULT_PLATE_SPACE,
+                    config: str = colour.DEFAULT_CONFIG) -> np.ndarray:
+        """10 iris points (plate px): the eye near 33/133 first, then the eye near 362/263.
+
+        The two eyes run at once (onnxruntime releases the GIL), one on a helper thread.
+        """
+        if self.iris is None:
+            raise RuntimeError("the iris model was not loaded (LandmarkModels(iris=False))")
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facegraft-iris")
+        second = self._pool.submit(self._eye, rgb, mesh, EYES[1], origin, plate_space, config)
+        first = self._eye(rgb, mesh, EYES[0], origin, plate_space, config)
+        return np.concatenate([first, second.result()])
+
+    def _eye(self, rgb: np.ndarray, mesh: np.ndarray, eye: tuple[int, int, bool], origin: tuple[float, float],
+             plate_space: str, config: str) -> np.ndarray:
+        a, b, mirror = eye
+        pa, pb = mesh[a, :2], mesh[b, :2]
+        angle = math.atan2(pb[1] - pa[1], pb[0] - pa[0])
+        size = max(float(np.hypot(*(pb - pa))), 1.0) * IRIS_ROI_SCALE
+        roi = Roi(float(pa[0] + pb[0]) / 2, float(pa[1] + pb[1]) / 2, size, angle)
+        matrix = roi.matrix(IRIS_SIZE, mirror=mirror)
+        crop = warp_to_srgb(rgb, _array_matrix(matrix, origin), (IRIS_SIZE, IRIS_SIZE), plate_space, config)
+        tensor = np.ascontiguousarray(crop.transpose(2, 0, 1)[None], dtype=np.float32)
+        assert self.iris is not None
+        _, iris = self.iris.run(None, {self._iris_in: tensor})
+        points = _to_plate(iris.reshape(5, 3).astype(np.float64), matrix)
+        # depth: the iris model's z has its own origin; hang it on the eye corners' depth
+        points[:, 2] = points[:, 2] - points[0, 2] + (mesh[a, 2] + mesh[b, 2]) / 2
+        return points
+
+    def landmarks(self, rgb: np.ndarray, roi: Roi, origin: tuple[float, float] = (0.0, 0.0),
+                  plate_space: str = colour.DEFAULT_PLATE_SPACE,
+                  config: str = colour.DEFAULT_CONFIG) -> LandmarkResult:
+        """478 points for the face in ``roi``; iris points are skipped (eye centres) when presence is low."""
+        mesh, presence = self.mesh_points(rgb, roi, origin, plate_space, config)
+        if self.iris is not None and presence >= PRESENCE_THRESHOLD:
+            iris = self.iris_points(rgb, mesh, origin, plate_space, config)
+        else:
+            iris = np.concatenate([np.repeat(mesh[[a, b]].mean(0, keepdims=True), 5, 0) for a, b, _ in EYES])
+        return LandmarkResult(np.concatenate([mesh, iris]), presence, roi)

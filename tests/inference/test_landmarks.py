@@ -1,0 +1,107 @@
+"""FaceMesh + iris landmarks through onnxruntime on real sample frames."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from tracking_support import clip_frames, rotate
+
+from facegraft.inference import detect, landmarks
+
+
+@pytest.fixture(scope="module")
+def models() -> landmarks.LandmarkModels:
+    return landmarks.LandmarkModels(device="cpu", threads=1)
+
+
+@pytest.fixture(scope="module")
+def frame() -> np.ndarray:
+    return clip_frames("single_face.mp4", 1)[0]
+
+
+@pytest.fixture(scope="module")
+def detection(frame: np.ndarray) -> detect.Detection:
+    return detect.Detectors(device="cpu", threads=1).detect(frame, plate_space="ACEScg")[0]
+
+
+def _refined(models: landmarks.LandmarkModels, frame: np.ndarray, det: detect.Detection,
+             origin: tuple[float, float] = (0.0, 0.0)) -> landmarks.LandmarkResult:
+    first = models.landmarks(frame, landmarks.roi_from_detection(det), origin, "ACEScg")
+    return models.landmarks(frame, landmarks.roi_from_landmarks(first.points), origin, "ACEScg")
+
+
+def test_478_points_inside_the_detector_box(models: landmarks.LandmarkModels, frame: np.ndarray,
+                                            detection: detect.Detection) -> None:
+    result = _refined(models, frame, detection)
+    points = result.points
+    assert points.shape == (478, 3) and np.isfinite(points).all()
+    assert result.presence > 0.9
+    x0, y0, x1, y1 = detection.box
+    pad = 0.1 * (x1 - x0)
+    assert (points[:, 0] > x0 - pad).all() and (points[:, 0] < x1 + pad).all()
+    assert (points[:, 1] > y0 - pad).all() and (points[:, 1] < y1 + pad).all()
+    # anatomy: eye corners on the image left/right, nose tip between, chin (152) below the mouth (13)
+    assert points[33, 0] < points[133, 0] < points[1, 0] < points[362, 0] < points[263, 0]
+    assert points[13, 1] < points[152, 1]
+    # the detector's eye keypoints agree with the mesh eye centres
+    assert np.linalg.norm(points[[33, 133], :2].mean(0) - detection.keypoints[0]) < 8
+    assert np.linalg.norm(points[[362, 263], :2].mean(0) - detection.keypoints[1]) < 8
+
+
+def test_iris_points_sit_in_their_eyes(models: landmarks.LandmarkModels, frame: np.ndarray,
+                                       detection: detect.Detection) -> None:
+    points = _refined(models, frame, detection).points
+    for centre, (a, b) in ((468, (33, 133)), (473, (362, 263))):
+        ax, bx = sorted((points[a, 0], points[b, 0]))
+        assert ax < points[centre, 0] < bx
+        assert abs(points[centre, 1] - points[[a, b], 1].mean()) < 6
+        ring = points[centre + 1:centre + 5, :2]
+        radius = np.linalg.norm(ring - points[centre, :2], axis=1)
+        assert (radius > 1).all() and (radius < 12).all()  # an iris a few pixels across
+
+
+def test_following_from_the_previous_landmarks_converges(models: landmarks.LandmarkModels, frame: np.ndarray,
+                                                         detection: detect.Detection) -> None:
+    a = _refined(models, frame, detection)
+    b = models.landmarks(frame, landmarks.roi_from_landmarks(a.points), (0, 0), "ACEScg")
+    assert np.abs(a.points[:468, :2] - b.points[:468, :2]).mean() < 1.0
+
+
+def test_rotated_face_is_followed_by_a_rotated_roi(models: landmarks.LandmarkModels, frame: np.ndarray,
+                                                   detection: detect.Detection) -> None:
+    upright = _refined(models, frame, detection).points
+    turned = rotate(frame, 45, (295, 200))  # counter-clockwise on screen
+    result = models.landmarks(turned, landmarks.roi_from_landmarks(upright), (0, 0), "ACEScg")
+    for _ in range(3):  # follow as over frames
+        result = models.landmarks(turned, landmarks.roi_from_landmarks(result.points), (0, 0), "ACEScg")
+    lm = result.points
+    angle = math.degrees(math.atan2(lm[263, 1] - lm[33, 1], lm[263, 0] - lm[33, 0]))
+    assert result.presence > 0.9 and angle == pytest.approx(-45, abs=6)
+    assert math.degrees(result.roi.angle) == pytest.approx(-45, abs=6)
+
+
+def test_data_window_origin_shifts_landmarks_exactly(models: landmarks.LandmarkModels, frame: np.ndarray,
+                                                     detection: detect.Detection) -> None:
+    roi = landmarks.roi_from_detection(detection)
+    base = models.landmarks(frame, roi, (0, 0), "ACEScg").points
+    moved = landmarks.Roi(roi.cx + 30, roi.cy + 12, roi.size, roi.angle)
+    shifted = models.landmarks(frame, moved, (30, 12), "ACEScg").points
+    assert np.allclose(shifted[:, :2] - base[:, :2], [30, 12], atol=1e-3)
+
+
+def test_black_crop_has_low_presence(models: landmarks.LandmarkModels, frame: np.ndarray,
+                                     detection: detect.Detection) -> None:
+    result = models.landmarks(np.zeros_like(frame), landmarks.roi_from_detection(detection), (0, 0), "ACEScg")
+    assert result.presence < landmarks.PRESENCE_THRESHOLD
+
+
+def test_roi_matrix_maps_centre_and_eye_line() -> None:
+    roi = landmarks.Roi(100.0, 50.0, 40.0, math.radians(30))
+    m = roi.matrix(192)
+    centre = m @ [100.0, 50.0, 1.0]
+    assert np.allclose(centre, [96, 96])
+    along = m @ [100 + 20 * math.cos(roi.angle), 50 + 20 * math.sin(roi.angle), 1.0]
+    assert np.allclose(along, [192, 96])  # the eye line runs along crop x
+    mirrored = roi.matrix(64, mirror=True) @ [100 + 20 * math.cos(roi.angle), 50 + 20 * math.sin(roi.angle), 1.0]
+    assert np.allclose(mirrored, [0, 32])

@@ -1,0 +1,140 @@
+"""The whole-shot tracker on real plates (EXR sequences from the sample footage) and hard cases."""
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tracking_support import MemorySource, clip_frames, rotate
+
+from facegraft.inference import exr_io, tracker
+from facegraft.inference.errors import BadFrameError
+from facegraft.inference.frames import open_source
+
+
+@pytest.fixture(scope="module")
+def frame_tracker() -> tracker.FrameTracker:
+    return tracker.FrameTracker(tracker.TrackerOptions(device="cpu"))
+
+
+def test_a_face_on_every_frame_of_the_single_face_plate(single_face_plate: str,
+                                                        frame_tracker: tracker.FrameTracker) -> None:
+    shot = tracker.track_shot(open_source(single_face_plate), tracker=frame_tracker)
+    assert shot.frame_numbers == list(range(1001, 1013))
+    assert shot.target == 1 and len(shot.tracks) == 1
+    for n in shot.frame_numbers:
+        face = shot.face(n)
+        assert face is not None and shot.frames[n].flags == []
+        x0, y0, x1, y1 = face.box
+        assert 150 < x1 - x0 < 220  # the man's face, about 180 px
+        for points in (face.landmarks, face.landmarks_raw):
+            assert points.shape == (478, 3)
+            assert (points[:, 0] >= x0 - 2).all() and (points[:, 0] <= x1 + 2).all()
+            assert (points[:, 1] >= y0 - 2).all() and (points[:, 1] <= y1 + 2).all()
+        assert face.transform.shape == (2, 3)
+    assert shot.plate["display_window"] == [0, 0, 640, 360] and shot.plate["colorspace"] == "ACEScg"
+    assert shot.plate["first_frame"] == 1001 and shot.plate["last_frame"] == 1012
+
+
+def test_strong_expressions_stay_one_track(wolfgang_plate: str, frame_tracker: tracker.FrameTracker) -> None:
+    shot = tracker.track_shot(open_source(wolfgang_plate), tracker=frame_tracker, smooth=0.5)
+    assert len(shot.tracks) == 1 and shot.tracks[0]["frames"] == 24
+    mouth_open = []
+    for n in shot.frame_numbers:
+        face = shot.face(n)
+        assert face is not None and "no_face" not in shot.frames[n].flags
+        mouth_open.append(np.linalg.norm(face.landmarks_raw[14, :2] - face.landmarks_raw[13, :2]))
+        assert np.abs(face.landmarks - face.landmarks_raw).max() < 6  # smoothing does not drag the face away
+    assert max(mouth_open) > 2 * max(1.0, min(mouth_open))  # her lips part and close: they are followed
+
+
+def test_two_faces_largest_and_by_id(two_face_plate: str, frame_tracker: tracker.FrameTracker) -> None:
+    source = open_source(two_face_plate)
+    shot = tracker.track_shot(source, tracker=frame_tracker)
+    assert len(shot.tracks) == 2
+    left, right = sorted(shot.tracks, key=lambda t: t["centre"][0])
+    assert (left["id"], right["id"]) == (1, 2)  # ids from left to right
+    assert shot.target == left["id"]  # the woman's face is the larger one
+    for n in shot.frame_numbers:
+        assert shot.face(n).box[2] < 640 and shot.face(n, right["id"]).box[0] > 640
+    chosen = tracker.track_shot(source, face=str(right["id"]), tracker=frame_tracker)
+    assert chosen.target == right["id"]
+    assert all(640 < chosen.face(n).box[0] for n in chosen.frame_numbers)
+
+
+def test_black_frames_are_flagged_and_tracking_resumes(frame_tracker: tracker.FrameTracker) -> None:
+    frames = clip_frames("single_face.mp4", 12)
+    for i in (4, 5, 6, 7):
+        frames[i] = np.zeros_like(frames[i])
+    frames[10] = np.zeros_like(frames[10])  # one frame: bridged
+    shot = tracker.track_shot(MemorySource(frames), tracker=frame_tracker)
+    no_face = [n for n in shot.frame_numbers if "no_face" in shot.frames[n].flags]
+    assert no_face == [1005, 1006, 1007, 1008]
+    assert shot.face(1009) is not None and shot.face(1009).track == 1  # picked up again, same id
+    bridged = shot.face(1011)
+    assert bridged is not None and "bridged" in bridged.flags
+    assert {f.track for n in shot.frame_numbers for f in shot.frames[n].faces} == {1}
+
+
+def test_nan_and_inf_pixels_in_an_exr_plate(single_face_plate: str, tmp_path: Path,
+                                            frame_tracker: tracker.FrameTracker) -> None:
+    source = open_source(single_face_plate, "1001-1004")
+    for n in source.frames:
+        image = exr_io.read_image(source.path(n), n)  # type: ignore[attr-defined]
+        pixels = image.pixels.copy()
+        pixels[150:190, 250:300, :3] = np.nan  # over the face
+        pixels[:20, :, :3] = np.inf
+        exr_io.write_image(tmp_path / f"dirty.{n}.exr", pixels, image.spec)
+    before = (tmp_path / "dirty.1002.exr").read_bytes()
+    shot = tracker.track_shot(open_source(str(tmp_path / "dirty.####.exr")), tracker=frame_tracker)
+    for n in shot.frame_numbers:
+        face = shot.face(n)
+        assert face is not None and np.isfinite(face.landmarks).all() and np.isfinite(face.transform).all()
+    assert (tmp_path / "dirty.1002.exr").read_bytes() == before
+
+
+@pytest.mark.parametrize("degrees", [30, 60])
+def test_rotated_face_is_tracked(degrees: float, frame_tracker: tracker.FrameTracker) -> None:
+    frames = [rotate(f, degrees, (295, 200)) for f in clip_frames("single_face.mp4", 6)]
+    shot = tracker.track_shot(MemorySource(frames), tracker=frame_tracker)
+    for n in shot.frame_numbers:
+        lm = shot.face(n).landmarks
+        angle = math.degrees(math.atan2(lm[263, 1] - lm[33, 1], lm[263, 0] - lm[33, 0]))
+        assert angle == pytest.approx(-degrees, abs=8)  # counter-clockwise on screen is negative, y down
+
+
+def test_small_face_in_a_4k_frame(frame_tracker: tracker.FrameTracker) -> None:
+    import cv2
+
+    frames = []
+    for f in clip_frames("single_face.mp4", 3):
+        big = np.zeros((2160, 3840, 3), np.float32)
+        big[1500:1680, 2900:3220] = cv2.resize(f, (320, 180), interpolation=cv2.INTER_AREA)
+        frames.append(big)
+    shot = tracker.track_shot(MemorySource(frames), tracker=frame_tracker)
+    for n in shot.frame_numbers:
+        face = shot.face(n)
+        assert face is not None
+        x0, y0, x1, y1 = face.box
+        assert 2990 < x0 < 3060 and 3080 < x1 < 3140 and 1540 < y0 < 1570 and 1630 < y1 < 1660
+
+
+def test_corrupt_frame_fails_by_name_or_is_skipped(single_face_plate: str, tmp_path: Path,
+                                                   frame_tracker: tracker.FrameTracker) -> None:
+    source = open_source(single_face_plate, "1001-1005")
+    for n in source.frames:
+        shutil.copy(source.path(n), tmp_path / f"plate.{n}.exr")  # type: ignore[attr-defined]
+    (tmp_path / "plate.1003.exr").write_bytes(b"not an exr" * 100)
+    pattern = str(tmp_path / "plate.####.exr")
+    with pytest.raises(BadFrameError) as info:
+        tracker.track_shot(open_source(pattern), tracker=frame_tracker)
+    assert info.value.frame == 1003 and "plate.1003.exr" in (info.value.path or "")
+    frame_tracker.options.on_error = "skip"
+    try:
+        shot = tracker.track_shot(open_source(pattern), tracker=frame_tracker)
+    finally:
+        frame_tracker.options.on_error = "fail"
+    assert shot.frames[1003].flags == ["unreadable", "no_face"] and shot.frames[1003].faces == []
+    assert all(shot.face(n) is not None for n in (1001, 1002, 1004, 1005))
