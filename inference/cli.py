@@ -26,6 +26,10 @@ EPILOG = textwrap.dedent(
       facegraft ingest clip.mp4 plates/sh010.####.exr    # video -> scene-linear EXR plate
       facegraft track plates/sh010.####.exr --out sh010.fgtrack.json
       facegraft crops sh010.fgtrack.json plates/sh010.####.exr --out crops/
+      facegraft extract plates/sh010.####.exr --identity double --out facesets/double
+      facegraft extract ref/actor.mov --identity actor --out facesets/actor
+      facegraft train --faceset facesets/actor --faceset facesets/double --out runs/sh010
+      facegraft export runs/sh010 --source actor --target double --out face.onnx
       facegraft render plates/sh010.####.exr --track sh010.fgtrack.json --model face.onnx \\
           --out renders/sh010_swap.####.exr
 

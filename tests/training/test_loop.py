@@ -1,0 +1,71 @@
+"""The training loop: learning, exact resume, and clear errors on bad input."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config
+
+from facegraft.inference.errors import FaceGraftError
+from facegraft.training.checkpoint import load_checkpoint
+from facegraft.training.faceset import FacesetWriter
+from facegraft.training.loop import load_model, train
+
+
+def test_loss_falls(clip_facesets, tmp_path: Path) -> None:
+    result = train(tiny_config(clip_facesets, tmp_path / "run", steps=30, preview_every=15, tensorboard=True))
+    losses = np.array(result.losses)
+    assert len(losses) == 30 and np.isfinite(losses).all()
+    assert losses[-8:].mean() < losses[:8].mean() * 0.95
+    assert (tmp_path / "run" / "preview.png").stat().st_size > 0
+    assert (tmp_path / "run" / "previews" / "step_0000015.png").is_file()
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_resume_continues_the_same_trajectory(clip_facesets, tmp_path: Path) -> None:
+    straight = train(tiny_config(clip_facesets, tmp_path / "straight", steps=6))
+    first = train(tiny_config(clip_facesets, tmp_path / "stopped", steps=3))
+    second = train(tiny_config(clip_facesets, tmp_path / "stopped", steps=6, resume=True))
+    assert second.step == 6
+    assert first.losses + second.losses == straight.losses  # bitwise on the CPU
+    a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "stopped")
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    assert torch.equal(a["rng"]["data"], b["rng"]["data"])
+
+
+def test_a_finished_run_is_not_overwritten(tiny_run: Path, clip_facesets) -> None:
+    with pytest.raises(FaceGraftError, match="already holds a checkpoint"):
+        train(tiny_config(clip_facesets, tiny_run, steps=10))
+    assert train(tiny_config(clip_facesets, tiny_run, steps=8, resume=True)).losses == []
+
+
+def test_one_identity_only_is_refused(clip_facesets, tmp_path: Path) -> None:
+    with pytest.raises(FaceGraftError, match="one identity"):
+        train(tiny_config([clip_facesets[0], clip_facesets[0]], tmp_path / "run", steps=2))
+
+
+def test_an_empty_faceset_is_refused(clip_facesets, tmp_path: Path) -> None:
+    FacesetWriter(tmp_path / "empty", identity="nobody", resolution=32, coverage="whole_face",
+                  colorspace="ACEScct").close()
+    with pytest.raises(FaceGraftError, match="holds no faces") as info:
+        train(tiny_config([clip_facesets[0], tmp_path / "empty"], tmp_path / "run", steps=2))
+    assert info.value.path == str(tmp_path / "empty")
+
+
+def test_a_corrupt_checkpoint_is_explained(tiny_run: Path, clip_facesets, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    data = (run / "checkpoint.pt").read_bytes()
+    (run / "checkpoint.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(FaceGraftError, match="cannot be read") as info:
+        train(tiny_config(clip_facesets, run, steps=10, resume=True))
+    assert "checkpoint.prev.pt" in (info.value.hint or "")
+    (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(FaceGraftError, match="cannot be read"):
+        load_model(run)
+    with pytest.raises(FaceGraftError, match="no checkpoint"):
+        load_model(tmp_path / "nowhere")

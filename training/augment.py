@@ -1,0 +1,94 @@
+"""Augmentation of a training batch, driven by one ``torch.Generator`` so runs repeat exactly.
+
+* Geometry shared by input and target: flip, scale, rotation, shift (the network must keep
+  pose, so the target moves with the input).
+* A smooth random warp of the input only: the network cannot copy pixels through, it has to
+  learn the face (the classic autoencoder face-swap trick).
+* Colour jitter in the model's log space (ACEScct), applied to input and target alike: an
+  exposure shift of a stop is an offset of 1/17.52, white balance a per-channel offset,
+  contrast a scale about mid grey, saturation a mix with luma. The model learns to carry the
+  plate's grade through to the swap.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+ACESCCT_STOP = 1.0 / 17.52
+ACESCCT_MID_GREY = 0.4135
+LUMA = (0.2722, 0.6741, 0.0537)  # AP1 luminance weights
+
+
+@dataclass
+class AugmentConfig:
+    flip: float = 0.5  # probability of a horizontal flip
+    scale: float = 0.05  # +- relative
+    rotate: float = 10.0  # +- degrees
+    shift: float = 0.05  # +- fraction of the crop
+    warp: float = 0.04  # amplitude of the smooth warp, fraction of the crop
+    warp_cells: int = 5  # control grid of the warp
+    exposure: float = 0.5  # +- stops
+    white_balance: float = 0.1  # +- stops per channel
+    contrast: float = 0.1  # +- relative, about mid grey
+    saturation: float = 0.2  # +- relative
+
+
+def _uniform(n: int, spread: float, g: torch.Generator) -> torch.Tensor:
+    return (torch.rand(n, generator=g) * 2 - 1) * spread
+
+
+def _affine(n: int, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
+    """``[N,2,3]`` sampling matrices for ``F.affine_grid`` (normalised coordinates)."""
+    angle = _uniform(n, math.radians(cfg.rotate), g)
+    scale = 1.0 + _uniform(n, cfg.scale, g)
+    tx, ty = _uniform(n, 2 * cfg.shift, g), _uniform(n, 2 * cfg.shift, g)
+    flip = torch.where(torch.rand(n, generator=g) < cfg.flip, -1.0, 1.0)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
+    return theta
+
+
+def _warp_offsets(n: int, res: int, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
+    """A smooth random displacement field ``[N,R,R,2]`` in normalised units."""
+    coarse = torch.randn(n, 2, cfg.warp_cells, cfg.warp_cells, generator=g) * (2 * cfg.warp)
+    fine = F.interpolate(coarse, size=(res, res), mode="bicubic", align_corners=True)
+    return fine.permute(0, 2, 3, 1)
+
+
+def jitter_colour(images: list[torch.Tensor], cfg: AugmentConfig, g: torch.Generator) -> list[torch.Tensor]:
+    """The same random grade applied to every tensor in ``images`` (each ``[N,3,H,W]``, ACEScct)."""
+    n = images[0].shape[0]
+    offset = _uniform(n, cfg.exposure * ACESCCT_STOP, g)[:, None] + _uniform(
+        n * 3, cfg.white_balance * ACESCCT_STOP, g).reshape(n, 3)
+    contrast = 1.0 + _uniform(n, cfg.contrast, g)
+    saturation = 1.0 + _uniform(n, cfg.saturation, g)
+    luma_w = torch.tensor(LUMA).reshape(1, 3, 1, 1)
+    out = []
+    for image in images:
+        luma = (image * luma_w.to(image)).sum(1, keepdim=True)
+        x = luma + (image - luma) * saturation.reshape(n, 1, 1, 1).to(image)
+        x = ACESCCT_MID_GREY + (x - ACESCCT_MID_GREY) * contrast.reshape(n, 1, 1, 1).to(image)
+        out.append(x + offset.reshape(n, 3, 1, 1).to(image))
+    return out
+
+
+def augment(
+    faces: torch.Tensor, mattes: torch.Tensor, cfg: AugmentConfig, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``faces [N,3,R,R]``, ``mattes [N,K,R,R]`` -> (warped input, target, target mattes).
+
+    Random numbers are drawn on the CPU from ``g`` in a fixed order, whatever device the
+    tensors live on, so a run (and its resume) repeats exactly.
+    """
+    n, _, res, _ = faces.shape
+    theta = _affine(n, cfg, g)
+    warp = _warp_offsets(n, res, cfg, g)
+    grid = F.affine_grid(theta, [n, 1, res, res], align_corners=False).to(faces)
+    target = F.grid_sample(faces, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    target_mattes = F.grid_sample(mattes, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    warped = F.grid_sample(faces, grid + warp.to(faces), mode="bilinear", padding_mode="border", align_corners=False)
+    warped, target = jitter_colour([warped, target], cfg, g)
+    return warped, target, target_mattes

@@ -1,0 +1,171 @@
+"""Cut a faceset from a plate or a video with the renderer's own read / colour / track / align code.
+
+A training crop is made exactly as the renderer makes the model's input: the tracked face's
+smoothed transform, ``align.crop`` over the same region of interest with cubic filtering,
+sanitised, then converted to the model's colour space. A model therefore sees at render time
+the crops it was trained on. Extract at the resolution you train at for bit-identical crops
+(a faceset at a higher resolution is resized down when training, which is close but not exact).
+
+Faces flagged ``occluded`` or ``low_confidence`` by the tracker are left out by default (a hand
+over the face teaches the model the hand), and so are near-duplicate frames (landmarks that
+barely moved since the last kept face).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from facegraft.inference import align, colour, mattes
+from facegraft.inference.errors import FaceGraftError
+from facegraft.inference.frames import Plate, open_source
+from facegraft.inference.progress import Progress, say
+from facegraft.inference.trackfile import Face, ShotTrack, load_track, save_track
+
+from .faceset import DEFAULT_MIN_MOTION, MATTE_NAMES, Faceset, FacesetWriter
+
+RENDER_MARGIN = 4  # the renderer's crop region margin at default erode/feather
+SKIPPED_FLAGS = ("occluded", "low_confidence")
+
+PathLike = Union[str, Path]
+
+
+@dataclass
+class ExtractReport:
+    faceset: Faceset
+    added: int = 0
+    duplicates: int = 0
+    already_there: int = 0
+    no_face: list[int] = field(default_factory=list)
+    flagged: list[int] = field(default_factory=list)
+    track_path: Optional[str] = None
+
+
+def crop_region(plate: Plate, face: Face, res: int, coverage: str, margin: int = RENDER_MARGIN) -> tuple[int, int, int, int]:
+    """Array rows/cols ``(y0, y1, x0, x1)`` the renderer reads the crop from (crop square + margin)."""
+    inv = align.invert(align.crop_matrix(face.transform, res, coverage))
+    corners = align.apply(inv, np.array([[0, 0], [res, 0], [0, res], [res, res]], np.float64))
+    corners -= np.asarray(plate.origin, np.float64)
+    h, w = plate.shape
+    x0 = int(np.clip(np.floor(corners[:, 0].min()) - margin, 0, w))
+    x1 = int(np.clip(np.ceil(corners[:, 0].max()) + margin, 0, w))
+    y0 = int(np.clip(np.floor(corners[:, 1].min()) - margin, 0, h))
+    y1 = int(np.clip(np.ceil(corners[:, 1].max()) + margin, 0, h))
+    return y0, y1, x0, x1
+
+
+def model_crop(plate: Plate, face: Face, res: int, coverage: str, to_model: colour.Converter) -> Optional[np.ndarray]:
+    """The model's input for this face, ``[res, res, 3]`` in model space, made as the renderer makes it.
+
+    None when the crop square misses the plate's data window (the renderer skips such frames).
+    """
+    y0, y1, x0, x1 = crop_region(plate, face, res, coverage)
+    if y1 - y0 < 2 or x1 - x0 < 2:
+        return None
+    crop = align.crop(plate.rgb, face.transform, res, coverage, origin=plate.origin, interpolation="cubic")
+    return to_model(crop)
+
+
+def extract(
+    source_path: str,
+    *,
+    identity: str,
+    out: PathLike,
+    res: int = 256,
+    coverage: str = "whole_face",
+    frames: Optional[str] = None,
+    face: str = "largest",
+    in_colorspace: Optional[str] = None,
+    plate_colorspace: str = colour.DEFAULT_PLATE_SPACE,
+    model_colorspace: str = colour.DEFAULT_MODEL_SPACE,
+    config: str = colour.DEFAULT_CONFIG,
+    track: Optional[PathLike] = None,
+    smooth: float = 0.5,
+    min_motion: float = DEFAULT_MIN_MOTION,
+    skip_flags: Sequence[str] = SKIPPED_FLAGS,
+    json_progress: bool = False,
+) -> ExtractReport:
+    """Track (or load the track of) ``source_path`` and append its aligned faces to the faceset at ``out``."""
+    if coverage not in align.COVERAGES:
+        raise FaceGraftError(f"unknown coverage '{coverage}'", hint=f"use one of: {', '.join(align.COVERAGES)}")
+    if not identity or any(c in identity for c in "/\\\"'"):
+        raise FaceGraftError(f"'{identity}' is not usable as an identity name", hint="use a plain name such as actor_a")
+    if res < 16 or res > 2048:
+        raise FaceGraftError(f"--res {res} is out of range", hint="use 64 to 1024 (a power of two)")
+    out = Path(out)
+    source = open_source(source_path, frames, colorspace=plate_colorspace, in_colorspace=in_colorspace, config=config)
+    wanted_track = None if face == "largest" else _track_id(face)
+    to_model = colour.converter(plate_colorspace, model_colorspace, config)
+    # open the faceset first: a refusal to append comes before minutes of tracking
+    writer = FacesetWriter(out, identity=identity, resolution=res, coverage=coverage, colorspace=model_colorspace,
+                           ocio_config=config, template=align.TEMPLATE_NAME, min_motion=min_motion,
+                           matte_names=MATTE_NAMES)
+    shot: ShotTrack
+    track_path: Optional[str] = None
+    try:
+        if track is not None:
+            shot = load_track(track)
+            shot.require_frames(list(source.frames), str(track))
+            track_path = str(track)
+        else:
+            from facegraft.inference.tracker import track_shot
+
+            with Progress("track", len(source.frames), json_lines=json_progress) as progress:
+                shot = track_shot(source, face=face, smooth=smooth, progress=progress)
+            track_path = str(out / f"{identity}.{_stem(source_path)}.fgtrack.json")
+            save_track(shot, track_path)
+    except BaseException:
+        writer.close()
+        raise
+    report = ExtractReport(faceset=writer.faceset, track_path=track_path)
+    name = os.path.abspath(source_path)
+    try:
+        with Progress("extract", len(source.frames), json_lines=json_progress) as progress:
+            for frame in source.frames:
+                found = shot.face(frame, wanted_track)
+                if found is None:
+                    report.no_face.append(frame)
+                    progress.update(frame=frame, kept=writer.added)
+                    continue
+                if any(flag in found.flags for flag in skip_flags):
+                    report.flagged.append(frame)
+                    progress.update(frame=frame, kept=writer.added)
+                    continue
+                plate = source.read(frame)
+                crop = model_crop(plate, found, res, coverage, to_model)
+                if crop is None:
+                    report.no_face.append(frame)
+                    progress.update(frame=frame, kept=writer.added)
+                    continue
+                landmarks = found.landmarks
+                points = align.apply(align.crop_matrix(found.transform, res, coverage), landmarks[:, :2])
+                face_mattes = mattes.crop_mattes(landmarks, found.transform, res, coverage)
+                writer.add(crop, face_mattes, points, source=name, frame=frame, track=found.track)
+                progress.update(frame=frame, kept=writer.added)
+    finally:
+        report.faceset = writer.close()
+    report.added, report.duplicates, report.already_there = writer.added, writer.duplicates, writer.skipped
+    if not len(report.faceset):
+        raise FaceGraftError("no usable face was found, so the faceset is empty", path=source_path,
+                             hint="check --frames and --face (`facegraft track` lists the tracks), or pass --keep-flagged")
+    if report.flagged:
+        say(f"left out {len(report.flagged)} frame(s) flagged {' / '.join(skip_flags)}", json_progress)
+    return report
+
+
+def _track_id(face: str) -> int:
+    try:
+        return int(face)
+    except ValueError:
+        raise FaceGraftError(f"--face '{face}' is neither 'largest' nor a track id",
+                             hint="`facegraft track` prints the track ids; pass one, e.g. --face 2") from None
+
+
+def _stem(path: str) -> str:
+    base = os.path.basename(path)
+    for token in ("#", "%", "@"):
+        base = base.split(token)[0]
+    return base.rstrip("._") or "plate"
