@@ -8,15 +8,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from synthetic import clip_faceset  # noqa: E402
+from synthetic import clip_faceset, tiny_config  # noqa: E402
 
-from facegraft.training.loop import TrainConfig, train  # noqa: E402
-
-TINY = dict(res=32, width=8, latent=32, batch=4, min_res=32, threads=1, preview_every=0, tensorboard=False, warmup=5, lr=5e-4)
-
-
-def tiny_config(facesets: list[Path], out: Path, steps: int, **extra) -> TrainConfig:
-    return TrainConfig(facesets=[str(f) for f in facesets], out=str(out), steps=steps, **{**TINY, **extra})
+from facegraft.training.loop import train  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import numpy as np
 
 from facegraft.inference import assets, colour
 from facegraft.training.faceset import FacesetWriter
+from facegraft.training.loop import TrainConfig
 
 # (clip, box x, y, size) roughly around the face in the 640x360 sample clips
 CLIPS = {
@@ -40,3 +41,11 @@ def clip_faceset(folder: Path, identity: str, res: int = 32, count: int = 12, st
                 writer.add(rgb, mattes, marks, source=clip, frame=frame)
             frame += 1
     return folder
+
+
+TINY = dict(res=32, width=8, latent=32, batch=4, min_res=32, threads=1, preview_every=0, tensorboard=False, warmup=5, lr=5e-4)
+
+
+def tiny_config(facesets: list[Path], out: Path, steps: int, **extra) -> TrainConfig:
+    """A 32 px, width-8 training config that runs a step in milliseconds."""
+    return TrainConfig(facesets=[str(f) for f in facesets], out=str(out), steps=steps, **{**TINY, **extra})

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from synthetic import tiny_config
 
 from facegraft.inference.errors import FaceGraftError
 from facegraft.training.checkpoint import load_checkpoint
