@@ -81,6 +81,8 @@ def load_shots(path: str) -> list[Shot]:
         if missing:
             raise FaceGraftError(f"{where}: missing {', '.join(missing)}", path=path)
         options = {**_options(defaults.get("options"), "defaults", path), **_options(entry.get("options"), where, path)}
+        if options.get("holdout"):
+            options["holdout"] = _resolve(options["holdout"], base)
         frames = merged.get("frames")
         try:
             shot = make_shot(

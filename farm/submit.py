@@ -87,9 +87,14 @@ def make_shot(
     track = absolute(track) if track else default_track(out)
     check_writable_folder(os.path.dirname(out), "output", where=out)
     check_writable_folder(os.path.dirname(track), "track", where=track)
+    shot_options = dict(options or {})
+    if shot_options.get("holdout"):
+        holdout = absolute(str(shot_options["holdout"]))
+        SequencePattern(holdout)
+        shot_options["holdout"] = holdout
     shot_name = name or shot_stem(out)
     return Shot(name=shot_name, plate=plate, model=model, out=out, track=track, frames=tuple(found),
-                options=dict(options or {}))
+                options=shot_options)
 
 
 def make_job(

@@ -6,7 +6,6 @@ previews see an sRGB display view. Processors are cached per (config, source, ta
 """
 from __future__ import annotations
 
-import threading
 from functools import lru_cache
 from typing import Optional
 
@@ -43,13 +42,15 @@ def resolve_space(name: str, config: str = DEFAULT_CONFIG) -> str:
 
 
 class Converter:
-    """Applies one OCIO transform to float32 RGB arrays (thread-safe, returns a new array)."""
+    """Applies one OCIO transform to float32 RGB arrays; returns a new array.
+
+    OCIO's CPU processors are immutable once built, so one converter serves every thread.
+    """
 
     def __init__(self, processor: ocio.Processor, label: str) -> None:
         self._cpu = processor.getOptimizedCPUProcessor(ocio.OPTIMIZATION_DEFAULT)
         self.label = label
         self.is_noop = processor.isNoOp()
-        self._lock = threading.Lock()
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         out = np.array(rgb, dtype=np.float32, order="C", copy=True)

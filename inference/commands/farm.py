@@ -42,11 +42,14 @@ def add_shot_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--feather", type=int, default=None, help="matte feather (pixels)")
     group.add_argument("--on-error", choices=RENDER_CHOICES["on_error"], default=None,
                        help="what render does with a frame it cannot process")
+    group.add_argument("--holdout", default=None, metavar="PATTERN",
+                       help="matte sequence the swap must not cover (hands, glasses), e.g. roto/hands.####.exr")
+    group.add_argument("--holdout-channel", default=None, metavar="CHANNEL", help="channel of the holdout matte")
 
 
 def shot_options(args: argparse.Namespace) -> dict[str, object]:
     names = ("face", "smooth", "device", "plate_colorspace", "ocio_config", "color_match", "blend",
-             "erode", "feather", "on_error")
+             "erode", "feather", "on_error", "holdout", "holdout_channel")
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 

@@ -2,7 +2,7 @@
 from typing import List, NamedTuple, Optional
 
 COLOR_MATCH = ["none", "rct", "lct", "hist"]
-BLEND = ["alpha", "multiband", "poisson"]
+BLEND = ["alpha", "multiband"]
 DEVICES = ["auto", "cuda", "tensorrt", "cpu"]
 ON_ERROR = ["fail", "skip", "hold"]
 FARM_ENGINES = ["openjd", "opencue", "deadline"]
@@ -37,6 +37,16 @@ def frames(settings: Settings) -> str:
     return f"{settings.first}-{settings.last}"
 
 
+def _frames_arg(settings: Settings) -> str:
+    """``--frames=RANGE`` in one word, so a range starting below 0 is not read as an option."""
+    return "--frames=" + frames(settings)
+
+
+def _smoothing(settings: Settings) -> str:
+    """The smoothing strength within the CLI's 0..1 (the knob's slider can be typed past it)."""
+    return _number(min(1.0, max(0.0, float(settings.smoothing))))
+
+
 def _number(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
@@ -53,32 +63,42 @@ def _colour(settings: Settings) -> List[str]:
 def track_argv(settings: Settings) -> List[str]:
     """``facegraft track``: the shot track, once per plate and tracking settings."""
     return settings.cli + [
-        "track", settings.plate, "--out", settings.track, "--frames", frames(settings),
-        "--face", settings.face, "--smooth", _number(settings.smoothing), "--device", settings.device,
+        "track", settings.plate, "--out", settings.track, _frames_arg(settings),
+        "--face", settings.face, "--smooth", _smoothing(settings), "--device", settings.device,
     ] + _colour(settings) + ["--json-progress"]
+
+
+def _render_options(settings: Settings) -> List[str]:
+    return [
+        "--color-match", settings.color_match, "--blend", settings.blend,
+        "--erode", str(int(settings.erode)), "--feather", str(int(settings.feather)), "--on-error", settings.on_error,
+    ]
+
+
+def _holdout(settings: Settings) -> List[str]:
+    if not settings.holdout:
+        return []
+    return ["--holdout", settings.holdout, "--holdout-channel", settings.holdout_channel]
 
 
 def render_argv(settings: Settings, overwrite: bool = False) -> List[str]:
     """``facegraft render``: the EXR layers of every frame in the range."""
     argv = settings.cli + [
         "render", settings.plate, "--track", settings.track, "--model", settings.model, "--out", settings.out,
-        "--frames", frames(settings), "--device", settings.device, "--color-match", settings.color_match,
-        "--blend", settings.blend, "--erode", str(int(settings.erode)), "--feather", str(int(settings.feather)),
-        "--on-error", settings.on_error,
-    ] + _colour(settings)
-    if settings.holdout:
-        argv += ["--holdout", settings.holdout, "--holdout-channel", settings.holdout_channel]
+        _frames_arg(settings), "--device", settings.device,
+    ] + _render_options(settings) + _colour(settings) + _holdout(settings)
     if overwrite:
         argv.append("--overwrite")
     return argv + ["--json-progress"]
 
 
 def farm_argv(settings: Settings, engine: str, chunk: int) -> List[str]:
-    """``facegraft farm submit``: the same render as farm tasks."""
+    """``facegraft farm submit``: the same track and render as farm tasks, with the node's settings."""
     return settings.cli + [
         "farm", "submit", settings.plate, "--model", settings.model, "--out", settings.out,
-        "--frames", frames(settings), "--chunk", str(max(1, int(chunk))), "--engine", engine,
-    ]
+        "--track", settings.track, _frames_arg(settings), "--chunk", str(max(1, int(chunk))), "--engine", engine,
+        "--face", settings.face, "--smooth", _smoothing(settings), "--device", settings.device,
+    ] + _render_options(settings) + _colour(settings) + _holdout(settings)
 
 
 def model_info_argv(cli: List[str], model: str) -> List[str]:
@@ -86,14 +106,15 @@ def model_info_argv(cli: List[str], model: str) -> List[str]:
 
 
 def describe_model(info: dict) -> str:
-    """One line for the node: resolution, identities and colour space of a model."""
+    """One line for the node from ``facegraft model-info --json``: resolution, identities, colour space."""
     parts = []
     resolution = info.get("resolution")
     if resolution:
         parts.append(f"{resolution} px")
-    identities = info.get("identities") or {}
-    if isinstance(identities, dict) and (identities.get("source") or identities.get("target")):
-        parts.append("{} \u2192 {}".format(identities.get("source") or "?", identities.get("target") or "?"))
+    identities = info.get("identities")
+    names = identities if isinstance(identities, dict) else info  # model-info --json: top-level source/target
+    if names.get("source") or names.get("target"):
+        parts.append("{} \u2192 {}".format(names.get("source") or "?", names.get("target") or "?"))
     colorspace = info.get("colorspace") or info.get("colourspace")
     if colorspace:
         parts.append(str(colorspace))

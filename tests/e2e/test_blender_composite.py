@@ -1,42 +1,61 @@
 """FaceGraft's layers composited in a third-party compositor (Blender) match FaceGraft's own composite.
 
-Blender's Image node reads ``layer.pass.channel`` multilayer EXRs, not single-part ``swap.R``
-layers, so the swap layer is written to its own RGBA EXR (exr_io) before Blender loads it.
-Blender's Alpha Over (premultiplied foreground) of swap over plate must give the composite
-R,G,B within half-float precision.
+Blender reads FaceGraft's single-part layered EXR as it is: the ``swap.R/G/B/A`` channels become
+the Image node's ``swap`` output. Blender's Alpha Over of that (premultiplied) swap over the plate
+must give the render's R,G,B within half-float precision, and leave every pixel outside the matte
+exactly the plate's.
+
+The main case is a real shot: ``facegraft track`` and ``facegraft render`` (subprocesses of the
+CLI) on frames of the sample footage with a model that shifts the face's colour. The second case
+is a render-shaped file whose plate holds values above 1 and negatives, which camera footage
+converted from video never has.
 """
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from facegraft.inference import exr_io
+from facegraft.inference.sequence import SequencePattern
 
 bpy = pytest.importorskip("bpy", reason="Blender as a module (pip install bpy, Python 3.11) is not installed")
 
-H, W = 72, 128
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
+from render_models import build_identity_model  # noqa: E402
+
+FACEGRAFT = str(Path(sys.executable).parent / "facegraft")
+FRAMES = (1001, 1003)
+HALF = {"rtol": 2e-3, "atol": 2e-3}  # half float: 11-bit mantissa
 
 
-def render_like_exr(path: Path) -> None:
-    """A render-shaped EXR: R,G,B,A composite, swap.R/G/B/A premultiplied, matte.face."""
-    rng = np.random.default_rng(7)
-    plate = (rng.random((H, W, 3)) * 6 - 1).astype(np.float16)  # above 1 and negative, as plates are
-    yy, xx = np.mgrid[0:H, 0:W]
-    matte = np.clip(1.2 - np.hypot((xx - W / 2) / 30, (yy - H / 2) / 20), 0, 1).astype(np.float16)[..., None]
-    face = (rng.random((H, W, 3)) * 3).astype(np.float16)
-    swap = np.concatenate([(face.astype(np.float32) * matte).astype(np.float16), matte], axis=2)
-    comp = (swap[..., :3].astype(np.float32) + plate.astype(np.float32) * (1 - matte.astype(np.float32)))
-    pixels = np.concatenate([comp.astype(np.float16), np.ones((H, W, 1), np.float16), swap, matte], axis=2)
-    names = ["R", "G", "B", "A", "swap.R", "swap.G", "swap.B", "swap.A", "matte.face"]
-    exr_io.write_image(path, pixels, exr_io.new_spec(W, H, names))
-    exr_io.write_image(path.with_name("plate.exr"), plate, exr_io.new_spec(W, H, ["R", "G", "B"]))
+def facegraft(*args: str) -> None:
+    done = subprocess.run([FACEGRAFT, *args, "--device", "cpu"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]
 
 
-def blender_over(plate: Path, swap: Path, out: Path) -> None:
+@pytest.fixture(scope="module")
+def real_render(single_face_plate: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, SequencePattern]:
+    """The sample plate tracked and rendered by the real CLI, with a swap that differs from the plate."""
+    root = tmp_path_factory.mktemp("blender_real")
+    model = build_identity_model(root / "shifted.onnx", res=64, shift=(0.25, -0.15, 0.1), mask="ellipse")
+    track = str(root / "shot.fgtrack.json")
+    out = str(root / "render" / "shot.####.exr")
+    frames = f"{FRAMES[0]}-{FRAMES[-1]}"
+    facegraft("track", single_face_plate, "--out", track, "--frames", frames)
+    facegraft("render", single_face_plate, "--track", track, "--model", str(model), "--out", out,
+              "--frames", frames, "--feather", "6", "--erode", "2")
+    return {"plate": SequencePattern(single_face_plate), "render": SequencePattern(out)}
+
+
+def blender_over(plate: Path, render: Path, out: Path) -> None:
+    """Blender's compositor: the render file's ``swap`` layer Alpha Over (premultiplied) the plate."""
+    width, height = exr_io.read_header(plate).full_width, exr_io.read_header(plate).full_height
     scene = bpy.context.scene
-    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = W, H, 100
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = width, height, 100
     scene.use_nodes = True
     tree = scene.node_tree
     tree.nodes.clear()
@@ -48,11 +67,12 @@ def blender_over(plate: Path, swap: Path, out: Path) -> None:
         node.image = loaded
         return node
 
-    background, foreground = image(plate), image(swap)
+    background, rendered = image(plate), image(render)
+    assert "swap" in rendered.outputs, f"Blender sees no swap layer in {render}: {list(rendered.outputs.keys())}"
     over = tree.nodes.new("CompositorNodeAlphaOver")
     over.use_premultiply = False  # the swap layer is already premultiplied
     tree.links.new(background.outputs["Image"], over.inputs[1])
-    tree.links.new(foreground.outputs["Image"], over.inputs[2])
+    tree.links.new(rendered.outputs["swap"], over.inputs[2])
     composite = tree.nodes.new("CompositorNodeComposite")
     tree.links.new(over.outputs["Image"], composite.inputs["Image"])
     settings = scene.render.image_settings
@@ -62,18 +82,59 @@ def blender_over(plate: Path, swap: Path, out: Path) -> None:
     bpy.ops.render.render(write_still=True)
 
 
-def test_blender_alpha_over_matches_facegraft_composite(tmp_path: Path) -> None:
-    render = tmp_path / "render.1001.exr"
-    render_like_exr(render)
-    image = exr_io.read_image(render)
-    swap = tmp_path / "swap.1001.exr"
-    exr_io.write_image(swap, image.get(["swap.R", "swap.G", "swap.B", "swap.A"], np.float16),
-                       exr_io.new_spec(W, H, ["R", "G", "B", "A"]))
-    out = tmp_path / "blender.exr"
-    blender_over(tmp_path / "plate.exr", swap, out)
+def check_blender_matches(plate: Path, render: Path, out: Path) -> np.ndarray:
+    """Composite in Blender and compare with FaceGraft's R,G,B; returns swap.A."""
+    blender_over(plate, render, out)
     got = exr_io.read_image(out).get(["R", "G", "B"])
+    image = exr_io.read_image(render)
     expected = image.get(["R", "G", "B"])
-    assert got.shape == expected.shape
-    np.testing.assert_allclose(got, expected, rtol=2e-3, atol=2e-3)  # half precision: 11-bit mantissa
-    inside = image.get(["swap.A"])[..., 0] > 0.5
-    assert inside.any() and np.abs(got - image.get(["R", "G", "B"]))[inside].max() < 0.05
+    plate_rgb = exr_io.read_image(plate).get(["R", "G", "B"])
+    alpha = image.get(["swap.A"])[..., 0]
+    assert got.shape == expected.shape == plate_rgb.shape
+    np.testing.assert_allclose(got, expected, **HALF)
+    outside = alpha == 0
+    assert outside.any()
+    # outside the matte: FaceGraft's pixels are the plate's bit for bit, and so are Blender's
+    np.testing.assert_array_equal(expected[outside], plate_rgb[outside])
+    np.testing.assert_array_equal(got[outside], plate_rgb[outside])
+    return alpha
+
+
+@pytest.mark.parametrize("frame", FRAMES)
+def test_blender_alpha_over_of_a_real_render_matches_facegraft(real_render: dict[str, SequencePattern],
+                                                               frame: int, tmp_path: Path) -> None:
+    plate, render = Path(real_render["plate"].path(frame)), Path(real_render["render"].path(frame))
+    image = exr_io.read_image(render)
+    assert exr_io.attributes(image.spec, "facegraft/").get("facegraft/status") == "rendered"
+    alpha = check_blender_matches(plate, render, tmp_path / "blender.exr")
+    inside = alpha > 0.9
+    assert inside.sum() > 2000, "the face matte is (nearly) empty"
+    changed = np.abs(image.get(["R", "G", "B"]) - exr_io.read_image(plate).get(["R", "G", "B"]))[inside]
+    assert changed.mean() > 0.02, "the swap does not change the face: the comparison would prove nothing"
+
+
+H, W = 72, 128
+
+
+def render_like_exr(folder: Path) -> tuple[Path, Path]:
+    """A plate with values above 1 and negatives, and a render-shaped EXR composited over it."""
+    rng = np.random.default_rng(7)
+    plate = (rng.random((H, W, 3)) * 6 - 1).astype(np.float16)
+    yy, xx = np.mgrid[0:H, 0:W]
+    matte = np.clip(1.2 - np.hypot((xx - W / 2) / 30, (yy - H / 2) / 20), 0, 1).astype(np.float16)[..., None]
+    face = (rng.random((H, W, 3)) * 3).astype(np.float16)
+    swap = np.concatenate([(face.astype(np.float32) * matte).astype(np.float16), matte], axis=2)
+    comp = np.where(matte > 0, swap[..., :3].astype(np.float32) + plate.astype(np.float32) * (1 - matte.astype(np.float32)),
+                    plate.astype(np.float32))
+    pixels = np.concatenate([comp.astype(np.float16), np.ones((H, W, 1), np.float16), swap, matte], axis=2)
+    names = ["R", "G", "B", "A", "swap.R", "swap.G", "swap.B", "swap.A", "matte.face"]
+    render, plate_path = folder / "render.1001.exr", folder / "plate.1001.exr"
+    exr_io.write_image(render, pixels, exr_io.new_spec(W, H, names))
+    exr_io.write_image(plate_path, plate, exr_io.new_spec(W, H, ["R", "G", "B"]))
+    return plate_path, render
+
+
+def test_blender_alpha_over_keeps_hdr_and_negative_plate_values(tmp_path: Path) -> None:
+    plate, render = render_like_exr(tmp_path)
+    alpha = check_blender_matches(plate, render, tmp_path / "blender.exr")
+    assert (alpha > 0.5).any()

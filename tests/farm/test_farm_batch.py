@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import FACEGRAFT, facegraft
+from farm_support import FACEGRAFT, facegraft
 from render_models import build_identity_model
 
 from facegraft.farm.batch import load_shots, parse_gpus

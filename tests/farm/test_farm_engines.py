@@ -17,7 +17,7 @@ from xml.dom import minidom
 import outline
 import pytest
 import yaml
-from conftest import EXPECTED
+from farm_support import EXPECTED
 from openjd.model import create_job, decode_job_template, preprocess_job_parameters
 from outline.modules.shell import Shell
 
@@ -201,7 +201,7 @@ def test_deadline_tasks_run_exactly_the_chunks(shot_files: dict[str, str], tmp_p
 
 
 def test_deadline_quotes_paths_with_spaces(tmp_path: Path) -> None:
-    from conftest import write_plate
+    from farm_support import write_plate
     from render_models import build_identity_model
 
     root = tmp_path / "my shots"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import facegraft
+from farm_support import facegraft, source_fingerprint
 from render_models import build_identity_model
 
 from facegraft.farm import openjd
@@ -29,6 +29,7 @@ pytestmark = pytest.mark.slow
 def chunked(single_face_plate: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The shot submitted with --engine openjd (run here by `openjd run`) in chunks of 5."""
     root = tmp_path_factory.mktemp("openjd_run")
+    code = source_fingerprint()
     model = str(root / "identity.onnx")
     build_identity_model(model, res=64)
     out = str(root / "chunked" / "sh010_swap.####.exr")
@@ -42,7 +43,7 @@ def chunked(single_face_plate: str, tmp_path_factory: pytest.TempPathFactory) ->
                     "--frames", "1001-1012", "--device", "cpu", timeout=600)
     assert one.returncode == 0, one.stderr[-4000:]
     return {"root": str(root), "plate": single_face_plate, "model": model, "out": out, "track": track,
-            "single": single, "log": result.stdout}
+            "single": single, "log": result.stdout, "code": code}
 
 
 def test_openjd_ran_track_then_three_chunks(chunked: dict[str, str]) -> None:
@@ -55,10 +56,20 @@ def test_openjd_ran_track_then_three_chunks(chunked: dict[str, str]) -> None:
     assert json.loads(Path(chunked["track"]).read_text())  # the track step wrote the shot track
 
 
+def _same_code(chunked: dict[str, str]) -> None:
+    """Frames rendered by processes started minutes apart can only match when the code did not change between them."""
+    if source_fingerprint() != chunked["code"]:
+        pytest.fail("FaceGraft's sources (inference/, farm/) changed while this module ran; its renders "
+                    "came from different code and cannot be compared: run the module again")
+
+
 def test_chunked_render_is_byte_identical_to_one_process(chunked: dict[str, str]) -> None:
     a, b = SequencePattern(chunked["out"]), SequencePattern(chunked["single"])
     for frame in FRAMES:
-        assert Path(a.path(frame)).read_bytes() == Path(b.path(frame)).read_bytes(), f"frame {frame} differs"
+        if Path(a.path(frame)).read_bytes() != Path(b.path(frame)).read_bytes():
+            _same_code(chunked)
+            raise AssertionError(f"frame {frame} differs: "
+                                 f"{_difference(exr_io.read_image(a.path(frame)), exr_io.read_image(b.path(frame)))}")
 
 
 def test_chunk_killed_mid_frame_completes_on_retry(chunked: dict[str, str]) -> None:
@@ -97,6 +108,7 @@ def test_chunk_killed_mid_frame_completes_on_retry(chunked: dict[str, str]) -> N
         image = exr_io.read_image(seq.path(frame))
         assert image.pixels.size
         if Path(seq.path(frame)).read_bytes() != Path(single.path(frame)).read_bytes():
+            _same_code(chunked)
             raise AssertionError(f"frame {frame} differs after the retry (frames complete before it: "
                                  f"{done_before}): {_difference(image, exr_io.read_image(single.path(frame)))}")
 

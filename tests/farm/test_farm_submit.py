@@ -6,7 +6,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import facegraft
+from farm_support import facegraft
 
 from facegraft.farm import deadline, opencue, openjd
 
@@ -120,3 +120,15 @@ def test_bad_options_are_user_errors(shot_files: dict[str, str]) -> None:
         result, job_dir = _submit(shot_files, "--engine", "openjd", "--dry-run", *extra)
         assert result.returncode == 2, (extra, result.stderr)
         assert not job_dir.exists()
+
+
+def test_holdout_reaches_every_render_task_as_an_absolute_path(shot_files: dict[str, str]) -> None:
+    root = Path(shot_files["root"])
+    result, job_dir = _submit(shot_files, "--engine", "deadline", "--dry-run", "--holdout", "roto/hands.####.exr",
+                              "--holdout-channel", "R", "--blend", "multiband")
+    assert result.returncode == 0, result.stderr
+    plugin = (job_dir / deadline.RENDER_PLUGIN).read_text()
+    holdout = str(Path(os.getcwd()) / "roto" / "hands.####.exr")
+    assert f"--holdout {holdout} --holdout-channel R" in plugin and "--blend multiband" in plugin
+    assert "--holdout" not in (job_dir / deadline.TRACK_PLUGIN).read_text()  # tracking never sees it
+    assert not (root / "roto").exists()

@@ -2,17 +2,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import nuke
 import pytest
-from conftest import build_facegraft
 from facegraft_nuke import bridge, commands, config, knobs, model_info, nodes
-
-CLI_HELP = subprocess.run([sys.executable, "-m", "facegraft.inference.cli", "--help"], capture_output=True, text=True).stdout
-HAS_RENDER = " render " in CLI_HELP
+from nuke_support import build_facegraft
 
 
 def _node(plate: str, tmp_path: Path) -> nuke.Gizmo:
@@ -45,9 +41,8 @@ def test_settings_use_the_plate_read_and_parse_with_the_real_cli(fake: object, s
     assert chosen.plate == single_face_plate and chosen.holdout is None
     parsed = build_parser().parse_args(commands.track_argv(chosen)[3:])
     assert (parsed.out, parsed.frames, parsed.face, parsed.smooth) == (chosen.track, "1001-1012", "largest", 0.5)
-    if HAS_RENDER:
-        parsed = build_parser().parse_args(commands.render_argv(chosen, overwrite=True)[3:])
-        assert parsed.model == chosen.model and parsed.out == chosen.out
+    parsed = build_parser().parse_args(commands.render_argv(chosen, overwrite=True)[3:])
+    assert parsed.model == chosen.model and parsed.out == chosen.out and parsed.overwrite
 
 
 def test_track_progress_reaches_the_progress_task(fake: object, single_face_plate: str, tmp_path: Path) -> None:
@@ -120,21 +115,41 @@ def test_cancel_button_without_a_render_does_nothing(fake: object, tmp_path: Pat
     assert knobs.cancel(_node("x.####.exr", tmp_path)) is False
 
 
-@pytest.mark.skipif(not HAS_RENDER, reason="facegraft render is not part of this install yet")
 def test_render_button_tracks_renders_and_reloads(fake: object, single_face_plate: str, tmp_path: Path) -> None:
+    """Render on a real plate with the real CLI: track, render every frame, reload; a second press keeps it all."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
     from render_models import build_identity_model  # type: ignore[import-not-found]
 
+    from facegraft.inference import exr_io
+
     node = _node(single_face_plate, tmp_path)
-    build_identity_model(tmp_path / "face.onnx", res=64)
+    node["last_frame"].setValue(1004)
+    node["blend"].setValue("multiband")
+    node["color_match"].setValue("none")
+    node["device"].setValue("cpu")
+    build_identity_model(tmp_path / "face.onnx", res=64, shift=(0.2, -0.1, 0.1))
     job = knobs.render(node)
-    assert job is not None
+    assert job is not None and [s.label for s in job.steps] == ["track", "render"]
     job.join(300)
     assert job.result is not None and job.result.ok, job.result
-    assert node["rendered"].value() is True
+    assert node["rendered"].value() is True and node["status"].value() == "rendered 1001-1004"
     assert ("execute", "RenderRead", "reload") in nuke.calls
-    out = knobs.settings(node).out
-    assert all(Path(out.replace("####", str(f))).is_file() for f in range(1001, 1013))
+    task = nuke.ProgressTask.instances[-1]
+    assert task.progress[-1] == 100 and any("render frame 1004" in m for m in task.messages)
+    chosen = knobs.settings(node)
+    for frame in range(1001, 1005):
+        image = exr_io.read_image(chosen.out.replace("####", str(frame)))
+        params = json.loads(exr_io.attributes(image.spec, "facegraft/")["facegraft/params"])
+        assert params["blend"] == "multiband" and params["feather"] == 12, params
+        plate = exr_io.read_image(single_face_plate.replace("####", str(frame))).get(["R", "G", "B"])
+        assert (image.get(["swap.A"]) > 0.5).sum() > 1000 and not (image.get(["R", "G", "B"]) == plate).all()
+    written = {f: Path(chosen.out.replace("####", str(f))).stat().st_mtime_ns for f in range(1001, 1005)}
+
+    again = knobs.render(node)  # same settings: nothing to track, every frame already complete
+    assert again is not None and [(s.label, "--overwrite" in s.argv) for s in again.steps] == [("render", False)]
+    again.join(300)
+    assert again.result is not None and again.result.ok, again.result
+    assert {f: Path(chosen.out.replace("####", str(f))).stat().st_mtime_ns for f in range(1001, 1005)} == written
 
 
 def test_config_order_knob_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -168,3 +183,14 @@ def test_model_info_error_is_shown_on_the_node(fake: object, tmp_path: Path) -> 
     assert commands.describe_model({"resolution": 64, "identities": {"source": "A", "target": "B"},
                                     "colorspace": "ACEScct"}) == "64 px  |  A \u2192 B  |  ACEScct"
     assert nodes.value(node, "no_such_knob", 7) == 7
+
+
+def test_model_line_describes_a_real_model_through_model_info(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
+    from render_models import build_identity_model  # type: ignore[import-not-found]
+
+    model = build_identity_model(tmp_path / "face.onnx", res=64, source="actor", target="double")
+    assert model_info.describe(sys.executable, str(model)) == "64 px  |  actor \u2192 double  |  ACEScct  |  coverage whole_face"
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    assert model_info.describe(sys.executable, str(bad)).startswith("cannot read the model: ")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import nuke as fake
 import pytest
-from conftest import HERE, REPO
+from nuke_support import HERE, REPO
 
 STUBS = Path(next(p for p in map(Path, sys.path) if (p / "nuke-stubs").is_dir()) / "nuke-stubs")
 # Test helpers the real module does not have.

@@ -7,8 +7,8 @@ import re
 
 import nk_reader
 import nuke
-from conftest import GIZMO, PLUGIN, build_facegraft, gizmo_tree
 from facegraft_nuke import knobs, nodes
+from nuke_support import GIZMO, PLUGIN, build_facegraft, gizmo_tree
 
 KNOB_HELPERS = {"value", "set_value", "text", "enum"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import runpy
 
 import nuke
-from conftest import PLUGIN, REPO
+from nuke_support import PLUGIN, REPO
 
 
 def test_init_adds_the_gizmo_folder_only(fake: object) -> None:

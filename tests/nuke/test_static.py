@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import HERE, PLUGIN, REPO
+from nuke_support import HERE, PLUGIN, REPO
 
 SOURCES = sorted(PLUGIN.rglob("*.py"))
 STDLIB = set(sys.stdlib_module_names)

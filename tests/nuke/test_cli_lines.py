@@ -1,0 +1,139 @@
+"""Every command line the node builds is accepted by the real FaceGraft CLI parser, with every knob value.
+
+The menus are read from FaceGraft.gizmo itself, so a menu entry the CLI does not offer (or a
+flag the CLI does not know) fails here, not in front of a compositor. Values are compared
+after parsing: the plugin must not silently swap a knob's value for a default.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+
+import nuke
+import pytest
+from facegraft_nuke import commands, config, knobs
+from nuke_support import build_facegraft, gizmo_tree
+
+from facegraft.inference.cli import build_parser
+
+MENUS = ("color_match", "blend", "device", "on_error", "holdout_channel", "output", "farm_engine")
+ERODE = (0, 4, -3)
+FEATHER = (0, 12, 40)
+RANGES = ((1001, 1100), (1, 1), (-5, 10), (0, 24))
+FACES = ("largest", "2")
+SMOOTHING = ((0.0, 0.0), (0.5, 0.5), (1.0, 1.0), (1.7, 1.0))  # knob value, what the CLI gets (0..1)
+COLOUR = (("", ""), ("ACEScg", "ocio://studio-config-latest"), ("Linear Rec.709 (sRGB)", "/shows/aces.ocio"))
+
+
+@pytest.fixture(scope="module")
+def parser() -> argparse.ArgumentParser:
+    return build_parser()
+
+
+def menus() -> dict[str, list[str]]:
+    found = {k.name: k.menu for k in gizmo_tree().user_knobs if k.type == 4}
+    assert set(MENUS) <= set(found), sorted(found)
+    return {name: found[name] for name in MENUS}
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str], cli: list[str]) -> argparse.Namespace:
+    assert argv[:len(cli)] == cli
+    try:
+        return parser.parse_args(argv[len(cli):])
+    except SystemExit as exc:  # argparse prints why on stderr
+        raise AssertionError(f"the CLI refuses {argv[len(cli):]}") from exc
+
+
+def test_gizmo_menus_are_what_the_cli_offers(parser: argparse.ArgumentParser) -> None:
+    found = menus()
+    render = parser._subparsers._group_actions[0].choices["render"]  # type: ignore[union-attr]
+    choices = {a.dest: list(a.choices) for a in render._actions if a.choices}
+    for knob in ("color_match", "blend", "device", "on_error"):
+        assert found[knob] == choices[knob], f"gizmo '{knob}' {found[knob]} != facegraft render {choices[knob]}"
+    assert found["farm_engine"] == commands.FARM_ENGINES
+    assert found["holdout_channel"] == list(commands.HOLDOUT_CHANNELS)
+
+
+def test_every_knob_combination_parses_with_the_real_cli(fake: object, parser: argparse.ArgumentParser,
+                                                         tmp_path: Path) -> None:
+    model = tmp_path / "face.onnx"
+    model.write_bytes(b"only its existence is checked here")
+    read = nuke.Node("Read", "Read1")
+    read.addKnob(nuke.File_Knob("file", value=str(tmp_path / "plates" / "sh010.####.exr")))
+    node = build_facegraft()
+    node.setInput(0, read)
+    node["model_file"].setValue(str(model))
+    node["cache_folder"].setValue(str(tmp_path / "cache"))
+    node["python"].setValue(sys.executable)
+    cli = config.cli_command(sys.executable)
+    found = menus()
+    combos = list(itertools.product(*(found[name] for name in MENUS)))
+    assert len(combos) >= 4 * 2 * 4 * 3 * 4 * 2 * 3  # every menu entry with every other
+    for i, values in enumerate(combos):
+        chosen_menu = dict(zip(MENUS, values))
+        for name, value in chosen_menu.items():
+            node[name].setValue(value)
+        erode, feather, (first, last) = ERODE[i % 3], FEATHER[i // 3 % 3], RANGES[i % 4]
+        face, (smooth, smooth_cli), (space, ocio) = FACES[i % 2], SMOOTHING[i // 2 % 4], COLOUR[i % 3]
+        holdout = i % 2 == 0
+        node.setInput(1, nuke.Node("Roto", "Roto1") if holdout else None)
+        for name, value in (("erode", erode), ("feather", feather), ("first_frame", first), ("last_frame", last),
+                            ("face", face), ("smoothing", smooth), ("plate_colorspace", space), ("ocio_config", ocio),
+                            ("farm_chunk", 1 + i % 12)):
+            node[name].setValue(value)
+        chosen = knobs.settings(node)
+        where = f"combination {i}: {chosen_menu}, erode {erode}, feather {feather}, frames {first}-{last}"
+        colour = {"plate_colorspace": space or "ACEScg", "ocio_config": ocio or "ocio://studio-config-latest"}
+        channel = commands.HOLDOUT_CHANNELS[chosen_menu["holdout_channel"]]
+
+        track = _parse(parser, commands.track_argv(chosen), cli)
+        assert (track.command, track.out, track.frames, track.face, track.smooth, track.device, track.json_progress) == (
+            "track", chosen.track, f"{first}-{last}", face, smooth_cli, chosen_menu["device"], True), where
+        assert {k: getattr(track, k) for k in colour} == colour, where
+
+        for overwrite in (False, True):
+            render = _parse(parser, commands.render_argv(chosen, overwrite=overwrite), cli)
+            assert (render.command, render.plate, render.track, render.model, render.out, render.frames) == (
+                "render", chosen.plate, chosen.track, str(model), chosen.out, f"{first}-{last}"), where
+            assert (render.color_match, render.blend, render.device, render.on_error) == (
+                chosen_menu["color_match"], chosen_menu["blend"], chosen_menu["device"], chosen_menu["on_error"]), where
+            assert (render.erode, render.feather, render.overwrite, render.json_progress) == (
+                erode, feather, overwrite, True), where
+            assert (render.holdout, render.holdout_channel) == (
+                (chosen.holdout, channel) if holdout else (None, "A")), where
+            assert {k: getattr(render, k) for k in colour} == colour, where
+
+        farm = _parse(parser, commands.farm_argv(chosen, chosen_menu["farm_engine"], 1 + i % 12), cli)
+        assert (farm.command, farm.farm_command, farm.plate, farm.model, farm.out, farm.track, farm.frames) == (
+            "farm", "submit", chosen.plate, str(model), chosen.out, chosen.track, f"{first}-{last}"), where
+        assert (farm.engine, farm.chunk, farm.face, farm.smooth, farm.device) == (
+            chosen_menu["farm_engine"], 1 + i % 12, face, smooth_cli, chosen_menu["device"]), where
+        assert (farm.color_match, farm.blend, farm.on_error, farm.erode, farm.feather) == (
+            chosen_menu["color_match"], chosen_menu["blend"], chosen_menu["on_error"], erode, feather), where
+        assert (farm.holdout, farm.holdout_channel) == ((chosen.holdout, channel) if holdout else (None, None)), where
+        assert (farm.plate_colorspace, farm.ocio_config) == (space or None, ocio or None), where
+
+        # the output knob switches what the node shows; it never changes what is rendered
+        node["output"].setValue(found["output"][(found["output"].index(chosen_menu["output"]) + 1) % 2])
+        assert commands.render_argv(knobs.settings(node)) == commands.render_argv(chosen), where
+
+    info = _parse(parser, commands.model_info_argv(cli, str(model)), cli)
+    assert (info.command, info.model, info.json) == ("model-info", str(model), True)
+
+
+def test_a_saved_script_with_a_retired_blend_mode_renders_with_alpha(fake: object, tmp_path: Path) -> None:
+    """A script saved when the menu had 'poisson' (never implemented) still renders: alpha, not a CLI error."""
+    model = tmp_path / "face.onnx"
+    model.write_bytes(b"x")
+    read = nuke.Node("Read", "Read1")
+    read.addKnob(nuke.File_Knob("file", value=str(tmp_path / "sh010.####.exr")))
+    node = build_facegraft()
+    node.setInput(0, read)
+    node["model_file"].setValue(str(model))
+    node["cache_folder"].setValue(str(tmp_path / "cache"))
+    node["python"].setValue(sys.executable)
+    node["blend"]._value = "poisson"  # as a saved script sets it, bypassing the menu
+    argv = commands.render_argv(knobs.settings(node))
+    assert argv[argv.index("--blend") + 1] == "alpha"
