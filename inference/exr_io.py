@@ -12,7 +12,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Sequence, Union
+from typing import Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import OpenImageIO as oiio
@@ -154,11 +154,52 @@ def _tmp_name(target: Path) -> Path:
 
 def write_image(path: PathLike, pixels: np.ndarray, spec: oiio.ImageSpec, frame: Optional[int] = None) -> None:
     """Write atomically: no reader (or re-run) ever sees a half-written frame."""
-    target = Path(path)
     if pixels.ndim == 2:
         pixels = pixels[..., None]
     if pixels.shape != (spec.height, spec.width, spec.nchannels):
         raise ValueError(f"pixels {pixels.shape} do not match the header {(spec.height, spec.width, spec.nchannels)}")
+    dtype = np.float16 if str(spec.format) == "half" else np.float32
+    _write_atomic(path, spec, frame, lambda out: bool(out.write_image(np.ascontiguousarray(pixels, dtype=dtype))))
+
+
+def write_image_rows(path: PathLike, spec: oiio.ImageSpec, rows: Callable[[int, int], np.ndarray],
+                     frame: Optional[int] = None, strip: Optional[int] = None) -> None:
+    """Write atomically, a strip of scanlines at a time: ``rows(y0, y1)`` gives rows ``y0..y1`` of
+    the data window (0 = its first row) as ``[y1 - y0, width, nchannels]`` in the header's precision.
+
+    The file's bytes are those ``write_image`` writes for the same pixels; the whole image is
+    never held in memory, so a caller can build each strip in a small reusable buffer. OIIO
+    encodes a strip without holding the GIL.
+    """
+    dtype = np.float16 if str(spec.format) == "half" else np.float32
+    height, width, nchannels = spec.height, spec.width, spec.nchannels
+    step = max(1, int(strip or strip_rows(spec)))
+
+    def write(out: oiio.ImageOutput) -> bool:
+        for y0 in range(0, height, step):
+            y1 = min(height, y0 + step)
+            block = rows(y0, y1)
+            if block.shape != (y1 - y0, width, nchannels) or block.dtype != dtype:
+                raise ValueError(f"rows {y0}-{y1}: got {block.shape} {block.dtype}, "
+                                 f"expected {(y1 - y0, width, nchannels)} {np.dtype(dtype)}")
+            if not out.write_scanlines(spec.y + y0, spec.y + y1, spec.z, np.ascontiguousarray(block)):
+                return False
+        return True
+
+    _write_atomic(path, spec, frame, write)
+
+
+def strip_rows(spec: oiio.ImageSpec, target_bytes: int = 8 << 20) -> int:
+    """Scanlines per strip for ``write_image_rows``: about ``target_bytes``, whole 64-line blocks
+    (a multiple of every scanline compression's chunk but DWAB's)."""
+    row_bytes = max(1, spec.width * spec.nchannels * (2 if str(spec.format) == "half" else 4))
+    return max(64, target_bytes // row_bytes // 64 * 64)
+
+
+def _write_atomic(path: PathLike, spec: oiio.ImageSpec, frame: Optional[int],
+                  write: Callable[[oiio.ImageOutput], bool]) -> None:
+    """Open a temporary file next to ``path``, let ``write`` fill it, close and rename it."""
+    target = Path(path)
     folder = target.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -168,16 +209,17 @@ def write_image(path: PathLike, pixels: np.ndarray, spec: oiio.ImageSpec, frame:
         raise FaceGraftError("the output folder is not writable", path=str(folder), frame=frame,
                              hint="choose another --out or fix the folder's permissions")
     tmp = _tmp_name(target)
-    dtype = np.float16 if str(spec.format) == "half" else np.float32
     try:
         out = oiio.ImageOutput.create(str(target))
         if out is None:
             raise FaceGraftError(f"OpenImageIO cannot write this format ({oiio.geterror()})", path=str(target), frame=frame)
         if not out.open(str(tmp), spec):
             raise FaceGraftError(f"cannot open for writing ({out.geterror()})", path=str(target), frame=frame)
-        ok = out.write_image(np.ascontiguousarray(pixels, dtype=dtype))
-        error = out.geterror()
-        closed = out.close()
+        try:
+            ok = write(out)
+        finally:
+            error = out.geterror()
+            closed = out.close()
         if not ok or not closed or not tmp.is_file():
             raise FaceGraftError(_write_failure(error or oiio.geterror(), folder), path=str(target), frame=frame)
         os.replace(tmp, target)

@@ -63,6 +63,11 @@ class SequenceSource:
     def path(self, frame: int) -> str:
         return self.sequence.path(frame)
 
+    @property
+    def converts(self) -> bool:
+        """True when pixels are converted on read (a non-EXR sequence, or ``in_colorspace`` given)."""
+        return self._convert is not None
+
     def read(self, frame: int) -> Plate:
         image = exr_io.read_image(self.path(frame), frame)
         try:

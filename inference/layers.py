@@ -9,6 +9,9 @@ One single-part EXR per frame, channels named the way Nuke shows layers:
 * ``matte.holdout``: the holdout as applied (0 when none);
 * ``stmap.R/G``: per plate pixel its position in the aligned face crop (Nuke STMap);
 * any other plate channel (``Z``, ``other.*``) copied bit for bit.
+
+``--layers`` picks which FaceGraft layers a render writes (default ``all``); fewer channels
+encode faster, most of all with DWAA/DWAB.
 """
 from __future__ import annotations
 
@@ -22,16 +25,36 @@ SWAP = ("swap.R", "swap.G", "swap.B", "swap.A")
 MATTES = ("matte.face", "matte.holdout")
 STMAP = ("stmap.R", "stmap.G")
 FACEGRAFT = SWAP + MATTES + STMAP
+GROUPS = {"swap": SWAP, "matte": MATTES, "stmap": STMAP}
+ALL = tuple(GROUPS)
 PREFIX = "facegraft/"
 
 # Frame status written to ``facegraft/status``.
 RENDERED, NO_FACE, HELD = "rendered", "no_face", "held"
 
 
-def channels(plate_channels: Sequence[str]) -> list[str]:
-    """Output channel names: beauty, FaceGraft layers, then the plate's other channels."""
+def parse_groups(text: str) -> tuple[str, ...]:
+    """``--layers``: ``all``, ``none`` or a comma list of ``swap``, ``matte``, ``stmap`` (in that order)."""
+    words = [w.strip().lower() for w in str(text).split(",") if w.strip()]
+    if words == ["all"]:
+        return ALL
+    if words == ["none"]:
+        return ()
+    unknown = [w for w in words if w not in GROUPS]
+    if unknown or not words:
+        raise ValueError(f"unknown layer(s) '{text}': use all, none or a comma list of {', '.join(GROUPS)}")
+    return tuple(g for g in GROUPS if g in words)
+
+
+def facegraft_channels(groups: Sequence[str] = ALL) -> tuple[str, ...]:
+    """The FaceGraft channels of ``groups``, in output order."""
+    return tuple(c for g in GROUPS if g in groups for c in GROUPS[g])
+
+
+def channels(plate_channels: Sequence[str], groups: Sequence[str] = ALL) -> list[str]:
+    """Output channel names: beauty, the FaceGraft layers of ``groups``, then the plate's other channels."""
     extra = [c for c in plate_channels if c not in BEAUTY and c not in FACEGRAFT]
-    return list(BEAUTY) + list(FACEGRAFT) + extra
+    return list(BEAUTY) + list(facegraft_channels(groups)) + extra
 
 
 def attributes(model_hash: str, model_name: str, params: Mapping[str, Any], status: str,

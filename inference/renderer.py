@@ -9,10 +9,15 @@ composite, write the layers of ``facegraft.inference.layers``.
 
 Pixels where the final matte is 0 are copied from the stored plate pixels (``np.where`` on the
 stored dtype), so they are bit-identical, NaN and values above 1 included. All work happens on
-a region of interest around the face; the rest of the frame is never touched.
+a region of interest around the face; the rest of the frame is never touched: the output is
+built a strip of scanlines at a time in a reused buffer (plate channels copied, FaceGraft
+layers filled with 0, the face's region pasted in) and each strip goes to the encoder at once.
 
 The shot render overlaps the stages: reader threads decode plates and cut crops, the calling
 thread runs the model on batches of crops, writer threads paste and encode. Queues are bounded.
+OpenImageIO releases the GIL while it decodes and encodes and threads inside each file.
+Which frames share a model call (and their slots in it) depends on frame numbers only, so a
+frame gets the same bytes whatever the timing, the chunking or a resumed render.
 """
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ import numpy as np
 from . import align, blend, colormatch, colour, exr_io, layers, mattes
 from .errors import BadFrameError, FaceGraftError
 from .face_model import FaceModel
-from .frames import FrameSource, Plate
+from .frames import FrameSource, Plate, SequenceSource
 from .progress import Progress
 from .sequence import SequencePattern, format_frames
 from .trackfile import Face, ShotTrack
@@ -55,8 +60,13 @@ class RenderSettings:
     holdout: Optional[str] = None  # sequence pattern
     holdout_channel: str = "A"
     compression: Optional[str] = None  # None: the plate's own
+    layers: str = "all"  # FaceGraft layers written: all, none, or a comma list of swap, matte, stmap
 
     def __post_init__(self) -> None:
+        try:
+            self.groups: tuple[str, ...] = layers.parse_groups(self.layers)
+        except ValueError as exc:
+            raise FaceGraftError(str(exc).replace("unknown layer(s)", "unknown --layers")) from None
         if self.color_match not in colormatch.MODES:
             raise FaceGraftError(f"unknown --color-match '{self.color_match}'", hint=f"one of {', '.join(colormatch.MODES)}")
         if self.blend not in blend.MODES:
@@ -145,7 +155,7 @@ class FrameRenderer:
         job = Job(frame)
         try:
             start = time.perf_counter()
-            job.plate = self.source.read(frame)
+            job.plate = _read_plate(self.source, frame)
             if self.holdout is not None:
                 job.holdout = self._read_holdout(frame, job.plate)
             self.timings.add("read", time.perf_counter() - start)
@@ -209,51 +219,57 @@ class FrameRenderer:
     # -- stage 3: paste, composite, write -----------------------------------------------------
     def finish(self, job: Job, swap: Optional[np.ndarray] = None, mask: Optional[np.ndarray] = None) -> None:
         start = time.perf_counter()
-        pixels, spec = self.compose(job, swap, mask)
+        frame_out = self.compose(job, swap, mask)
         self.timings.add("paste", time.perf_counter() - start)
         start = time.perf_counter()
-        exr_io.write_image(self.out.path(job.frame), pixels, spec, job.frame)
+        exr_io.write_image_rows(self.out.path(job.frame), frame_out.spec, frame_out.rows, job.frame)
         self.timings.add("write", time.perf_counter() - start)
 
-    def compose(self, job: Job, swap: Optional[np.ndarray], mask: Optional[np.ndarray]) -> tuple[np.ndarray, Any]:
-        """The output pixels ``[H, W, C]`` (plate precision) and header for one frame."""
+    def compose(self, job: Job, swap: Optional[np.ndarray], mask: Optional[np.ndarray]) -> FrameOutput:
+        """One output frame: its header, and its pixels as a recipe (plate channels, constants,
+        the holdout) plus the new pixels over the face's region; ``FrameOutput.rows`` builds any
+        strip of scanlines."""
         plate = job.plate
         assert plate is not None
         stored, plate_channels, like = _stored(plate)
         dtype = stored.dtype
-        names = layers.channels(plate_channels)
-        h, w = plate.shape
+        names = layers.channels(plate_channels, self.settings.groups)
         has_alpha = "A" in plate_channels
-        if has_alpha:
-            beauty = stored[..., [plate_channels.index(c) for c in layers.BEAUTY]]
-        else:
-            beauty = np.empty((h, w, 4), dtype)
-            beauty[..., :3] = stored[..., [plate_channels.index(c) for c in layers.BEAUTY[:3]]]
-            beauty[..., 3] = 1.0
-        ours = np.zeros((h, w, len(layers.FACEGRAFT)), dtype)  # swap, mattes, stmap: empty off the face
-        index = {n: i for i, n in enumerate(layers.FACEGRAFT)}
-        if job.holdout is not None:
-            ours[..., index["matte.holdout"]] = job.holdout
+        sources: list[tuple[str, Any]] = []
+        for name in names:
+            if name in layers.FACEGRAFT:
+                held = name == "matte.holdout" and job.holdout is not None
+                sources.append(("plane", job.holdout) if held else ("const", 0.0))
+            elif name == "A" and not has_alpha:
+                sources.append(("const", 1.0))
+            else:
+                sources.append(("copy", plate_channels.index(name)))
+        out = FrameOutput(_runs(sources), stored, len(names), dtype)
         if job.face is not None and swap is not None and mask is not None:
-            self._paste(job, swap, mask, beauty, ours, index, has_alpha)
-        parts = [beauty, ours]
-        extra = names[len(layers.BEAUTY) + len(layers.FACEGRAFT):]
-        if extra:
-            parts.append(stored[..., [plate_channels.index(c) for c in extra]])
+            y0, y1, x0, x1 = job.roi
+            block = np.empty((y1 - y0, x1 - x0, len(names)), dtype)
+            out.fill(block, y0, y1, x0, x1)
+            self._paste(job, swap, mask, block, {n: i for i, n in enumerate(names)}, has_alpha)
+            out.roi, out.block = job.roi, block
         attrs = layers.attributes(self.info.content_hash, os.path.basename(self.model.path),
                                   self.settings.params(), job.status, **job.note)
         spec = exr_io.make_spec(like, names, dtype.type, attrs, self.settings.compression)
-        return np.concatenate(parts, axis=-1), spec
+        if like.getattribute("DateTime") is None:
+            spec.attribute("DateTime", "")  # else OpenImageIO stamps the time of writing: bytes would vary
+        out.spec = spec
+        return out
 
-    def _paste(self, job: Job, swap: np.ndarray, mask: np.ndarray, beauty: np.ndarray, ours: np.ndarray,
+    def _paste(self, job: Job, swap: np.ndarray, mask: np.ndarray, block: np.ndarray,
                index: dict[str, int], has_alpha: bool) -> None:
+        """Composite the face into ``block`` (all output channels over ``job.roi``, filled with
+        what the frame holds off the face) and fill the FaceGraft layers there."""
         plate, face, info, s = job.plate, job.face, self.info, self.settings
         assert plate is not None and face is not None and job.crop is not None
         res, cov = info.resolution, info.coverage
         y0, y1, x0, x1 = job.roi
         roi_shape = (y1 - y0, x1 - x0)
         roi_origin = (plate.origin[0] + x0, plate.origin[1] + y0)
-        dtype = beauty.dtype
+        dtype = block.dtype
 
         # colour match in model space, inside the model mask x mesh matte of the crop
         swap_face = swap.transpose(1, 2, 0)
@@ -282,20 +298,108 @@ class FrameRenderer:
         premult = colour_roi * a3
         composite = premult + plate_roi * (1.0 - a3)
 
-        region = beauty[y0:y1, x0:x1]
-        region[..., :3] = np.where(inside[..., None], composite.astype(dtype), region[..., :3])
+        rgb = block[..., index["R"]:index["B"] + 1]
+        rgb[...] = np.where(inside[..., None], composite.astype(dtype), rgb)
         if has_alpha:
-            plate_a = np.nan_to_num(region[..., 3].astype(np.float32), nan=0.0)
-            merged = (alpha + plate_a * (1.0 - alpha)).astype(dtype)
-            region[..., 3] = np.where(inside, merged, region[..., 3])
-        mine = ours[y0:y1, x0:x1]
-        swap_idx = [index[c] for c in layers.SWAP]
-        mine[..., swap_idx[:3]] = np.where(inside[..., None], premult, 0.0).astype(dtype)
-        mine[..., swap_idx[3]] = alpha.astype(dtype)
-        mine[..., index["matte.face"]] = raw.astype(dtype)
-        st_s, st_t = _stmap(face.transform, res, cov, roi_shape, roi_origin)
-        mine[..., index["stmap.R"]] = st_s.astype(dtype)
-        mine[..., index["stmap.G"]] = st_t.astype(dtype)
+            plate_a = block[..., index["A"]]
+            merged = (alpha + np.nan_to_num(plate_a.astype(np.float32), nan=0.0) * (1.0 - alpha)).astype(dtype)
+            plate_a[...] = np.where(inside, merged, plate_a)
+        if "swap.R" in index:
+            block[..., index["swap.R"]:index["swap.B"] + 1] = np.where(inside[..., None], premult, 0.0).astype(dtype)
+            block[..., index["swap.A"]] = alpha.astype(dtype)
+        if "matte.face" in index:
+            block[..., index["matte.face"]] = raw.astype(dtype)
+        if "stmap.R" in index:
+            st_s, st_t = _stmap(face.transform, res, cov, roi_shape, roi_origin)
+            block[..., index["stmap.R"]] = st_s.astype(dtype)
+            block[..., index["stmap.G"]] = st_t.astype(dtype)
+
+
+_Run = tuple[int, int, str, Any]  # first output channel, count, kind (copy/const/plane), source
+_strips = threading.local()
+
+
+def _runs(sources: list[tuple[str, Any]]) -> list[_Run]:
+    """Merge per-channel sources into runs: consecutive plate channels, equal constants."""
+    runs: list[_Run] = []
+    for channel, (kind, source) in enumerate(sources):
+        if runs:
+            first, count, last_kind, last = runs[-1]
+            if kind == last_kind == "copy" and source == last + count:
+                runs[-1] = (first, count + 1, kind, last)
+                continue
+            if kind == last_kind == "const" and source == last:
+                runs[-1] = (first, count + 1, kind, last)
+                continue
+        runs.append((channel, 1, kind, source))
+    return runs
+
+
+class FrameOutput:
+    """An output frame built a strip of scanlines at a time (see ``FrameRenderer.compose``).
+
+    Off the face's region every pixel comes straight from the plate's stored array (or is a
+    constant), so the only full-frame work is one copy per strip into a reused buffer, and the
+    encoder takes each strip as soon as it is built.
+    """
+
+    def __init__(self, runs: list[_Run], stored: np.ndarray, nchannels: int, dtype: np.dtype) -> None:
+        self.runs = runs
+        self.stored = stored
+        self.nchannels = nchannels
+        self.dtype = dtype
+        self.spec: Any = None
+        self.roi: tuple[int, int, int, int] = (0, 0, 0, 0)
+        self.block: Optional[np.ndarray] = None  # all channels over roi
+
+    def fill(self, out: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> None:
+        """``out[...] =`` the frame off the face over rows ``y0:y1`` and columns ``x0:x1``."""
+        for first, count, kind, source in self.runs:
+            if kind == "copy":
+                out[..., first:first + count] = self.stored[y0:y1, x0:x1, source:source + count]
+            elif kind == "const":
+                out[..., first:first + count] = source
+            else:
+                out[..., first] = source[y0:y1, x0:x1]
+
+    def rows(self, y0: int, y1: int) -> np.ndarray:
+        """Rows ``y0:y1`` of the frame, ``[y1 - y0, W, C]``; a view of a per-thread buffer that
+        the next call overwrites."""
+        width = self.stored.shape[1]
+        shape = (width, self.nchannels)
+        buffer: Optional[np.ndarray] = getattr(_strips, "buffer", None)
+        if buffer is None or buffer.shape[1:] != shape or buffer.dtype != self.dtype or len(buffer) < y1 - y0:
+            buffer = np.empty((y1 - y0, *shape), self.dtype)
+            _strips.buffer = buffer
+        return self._build(buffer[: y1 - y0], y0, y1)
+
+    def _build(self, out: np.ndarray, y0: int, y1: int) -> np.ndarray:
+        self.fill(out, y0, y1, 0, out.shape[1])
+        ry0, ry1, rx0, rx1 = self.roi
+        top, bottom = max(y0, ry0), min(y1, ry1)
+        if self.block is not None and bottom > top:
+            out[top - y0:bottom - y0, rx0:rx1] = self.block[top - ry0:bottom - ry0]
+        return out
+
+
+def _read_plate(source: FrameSource, frame: int) -> Plate:
+    """``source.read(frame)``, but an EXR plate taken as it is stored keeps ``Plate.rgb`` a view of
+    the stored pixels (half stays half) instead of a float32 copy of the whole frame. Everything
+    the renderer takes from ``rgb`` goes through ``colour.sanitize`` (float32, exact for half), so
+    the crops and pixels are the same either way."""
+    if not isinstance(source, SequenceSource) or source.converts:
+        return source.read(frame)
+    image = exr_io.read_image(source.path(frame), frame)
+    try:
+        first = [image.index(c) for c in ("R", "G", "B")]
+    except FaceGraftError as exc:
+        raise BadFrameError(exc.message, path=image.path, frame=frame,
+                            hint="FaceGraft needs R, G and B channels in the plate") from None
+    pixels = image.pixels
+    consecutive = first == list(range(first[0], first[0] + 3))
+    rgb = pixels[..., first[0]:first[0] + 3] if consecutive else pixels[..., first]
+    spec = image.spec
+    return Plate(frame, rgb, (spec.x - spec.full_x, spec.y - spec.full_y), image.display_window, image)
 
 
 def _stored(plate: Plate) -> tuple[np.ndarray, list[str], Any]:
@@ -304,7 +408,7 @@ def _stored(plate: Plate) -> tuple[np.ndarray, list[str], Any]:
         return plate.image.pixels, plate.image.channels, plate.image.spec
     h, w = plate.shape
     spec = exr_io.new_spec(w, h, ["R", "G", "B"], np.float32)
-    return plate.rgb, ["R", "G", "B"], spec
+    return np.asarray(plate.rgb, np.float32), ["R", "G", "B"], spec
 
 
 def _stmap(transform: np.ndarray, res: int, coverage: str, shape: tuple[int, int],
@@ -435,31 +539,46 @@ def render_shot(
             note["held_from"] = held.frame
         submit_write(Job(job.frame, plate=held, status=layers.HELD, note=note))
 
+    # Crops go to the model in fixed-size batches, each frame in slot ``frame % batch`` of the batch
+    # for its block of frames ``frame // batch``: which frames share a call, and where, depends
+    # on the frame numbers only, never on timing, chunking or a resumed render.
+    waiting: list[Job] = []  # jobs since the last model call, in order (with and without a face)
+
+    def run_model() -> None:
+        faced = [j for j in waiting if j.crop is not None]
+        swaps = masks = np.zeros((0,), np.float32)
+        if faced:
+            faces = np.zeros((batch, *model.shape), np.float32)
+            for job in faced:
+                faces[job.frame % batch] = job.crop
+            start = time.perf_counter()
+            swaps, masks = model.run(faces)
+            report.timings.add("model", time.perf_counter() - start)
+        for job in waiting:
+            if job.crop is not None:
+                submit_write(job, swaps[job.frame % batch], masks[job.frame % batch])
+            else:
+                submit_write(job)
+        waiting.clear()
+
     try:
         fill_reads()
         while reads:
-            jobs: list[Job] = []
-            while reads and len([j for j in jobs if j.crop is not None]) < batch:
-                jobs.append(reads.popleft().result())
-                fill_reads()
-                if not reads or (len(jobs) >= batch and not reads[0].done()):
-                    break
-            faced = [j for j in jobs if j.error is None and j.crop is not None]
-            swaps: Optional[np.ndarray] = None
-            masks: Optional[np.ndarray] = None
-            if faced:
-                start = time.perf_counter()
-                swaps, masks = model.run(np.stack([j.crop for j in faced if j.crop is not None]))
-                report.timings.add("model", time.perf_counter() - start)
-            k = 0
-            for job in jobs:
-                if job.error is not None:
-                    handle_error(job)
-                elif job.crop is not None and swaps is not None and masks is not None:
-                    submit_write(job, swaps[k], masks[k])
-                    k += 1
-                else:
-                    submit_write(job)
+            job = reads.popleft().result()
+            fill_reads()
+            if job.error is not None:
+                run_model()  # frames before the bad one are written first
+                handle_error(job)
+                continue
+            if job.crop is not None:
+                faced = [j for j in waiting if j.crop is not None]
+                if faced and (job.frame // batch != faced[0].frame // batch
+                              or any(j.frame % batch == job.frame % batch for j in faced)):
+                    run_model()
+            waiting.append(job)
+            if sum(j.crop is not None for j in waiting) == batch or len(waiting) >= 2 * batch:
+                run_model()
+        run_model()
         collect_writes(0)
     except BaseException:
         for future in reads:

@@ -59,6 +59,8 @@ def create_session(
     """An inference session on the chosen device; ``threads`` caps CPU intra-op threads."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # Idle threads sleep instead of spinning: on a render node the EXR codecs share the cores.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

@@ -148,3 +148,12 @@ def test_real_track_on_sample_footage(single_face_plate, tmp_path):
                               p.get(["R", "G", "B"], np.float16).view(np.uint16)[outside])
         diff = np.abs(o.rgb() - p.rgb())[alpha > 0.99]
         assert np.median(diff) < 0.01  # resampled twice (crop + uncrop) through a 128 px crop
+
+
+def test_render_layers_option(shot, tmp_path):
+    base = ["render", shot["plate"], "--track", shot["track"], "--model", shot["model"], "--frames", str(FIRST)]
+    result = _cli(*base, "--out", tmp_path / "r.####.exr", "--layers", "none")
+    assert result.returncode == 0, result.stderr
+    assert set(exr_io.read_header(tmp_path / f"r.{FIRST}.exr").channelnames) == {"R", "G", "B", "A", "Z"}
+    result = _cli(*base, "--out", tmp_path / "bad.####.exr", "--layers", "swap,depth")
+    assert result.returncode == 2 and "--layers" in result.stderr and "depth" in result.stderr

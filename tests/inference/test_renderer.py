@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from render_fixtures import FIRST, POISON, aligned_transform, make_plate, make_track, rotated_transform
+from render_fixtures import FIRST, POISON, aligned_transform, make_plate, make_track, plate_pixels, rotated_transform
 from render_models import build_dfm_model, build_identity_model
 
 from facegraft.inference import align, colour, dfm, exr_io, face_model, frames, layers, renderer
@@ -225,3 +225,66 @@ def test_missing_track_frames(tmp_path, plate, identity):
     with pytest.raises(FaceGraftError, match="no entry for frame"):
         _render(plate, identity, tmp_path / "r.####.exr", track=track)
     assert not list(tmp_path.glob("*.exr"))
+
+
+def test_layers_option_leaves_layers_out_and_keeps_the_rest(tmp_path, plate, identity):
+    track = make_track(FRAMES, rotated_transform((96, 72), 40, 20))
+    _render(plate, identity, tmp_path / "all" / "r.####.exr", track=track, feather=4, frames=[FIRST])
+    _render(plate, identity, tmp_path / "none" / "r.####.exr", track=track, feather=4, frames=[FIRST], layers="none")
+    _render(plate, identity, tmp_path / "some" / "r.####.exr", track=track, feather=4, frames=[FIRST],
+            layers="stmap,swap")
+    full, none, some = (_frame(str(tmp_path / n / "r.####.exr")) for n in ("all", "none", "some"))
+    assert set(full.channels) == {*layers.BEAUTY, *layers.FACEGRAFT, "Z"}
+    assert set(none.channels) == {"R", "G", "B", "A", "Z"}
+    assert set(some.channels) == {*layers.BEAUTY, *layers.SWAP, *layers.STMAP, "Z"}
+    beauty = [*layers.BEAUTY, "Z"]
+    for image in (none, some):
+        assert np.array_equal(_bits(image, beauty), _bits(full, beauty))
+    assert np.array_equal(_bits(some, list(layers.SWAP + layers.STMAP)), _bits(full, list(layers.SWAP + layers.STMAP)))
+    with pytest.raises(FaceGraftError, match="--layers"):
+        renderer.RenderSettings(layers="swap,depth")
+
+
+def test_strip_writer_gives_write_image_bytes(tmp_path):
+    pixels, names = plate_pixels(FIRST, alpha=True)
+    spec = exr_io.new_spec(pixels.shape[1], pixels.shape[0], names, np.float16)
+    spec.x, spec.y = -8, -6
+    spec.attribute("DateTime", "2024:01:01 00:00:00")
+    for compression in ("zip", "dwaa", "piz"):
+        spec.attribute("compression", compression)
+        exr_io.write_image(tmp_path / "whole.exr", pixels, spec)
+        for strip in (1, 7, 64, 1000):
+            exr_io.write_image_rows(tmp_path / "rows.exr", spec, lambda y0, y1: pixels[y0:y1].copy(), strip=strip)
+            assert (tmp_path / "rows.exr").read_bytes() == (tmp_path / "whole.exr").read_bytes(), (compression, strip)
+    with pytest.raises(ValueError, match="rows 0-"):
+        exr_io.write_image_rows(tmp_path / "bad.exr", spec, lambda y0, y1: pixels[y0:y1, :3].copy())
+    assert not list(tmp_path.glob(".*tmp*")) and not (tmp_path / "bad.exr").exists()
+
+
+def test_model_batches_depend_on_frame_numbers_only(tmp_path, plate):
+    model = face_model.load(build_identity_model(tmp_path / "m.onnx", RES), device="cpu", batch=4)
+    calls: list[list[int]] = []
+    run = model.run
+
+    def recording(faces):
+        calls.append([i for i in range(len(faces)) if faces[i].any()])
+        return run(faces)
+
+    model.run = recording  # type: ignore[method-assign]
+    _render(plate, model, tmp_path / "a" / "r.####.exr", frames=[FIRST + 1, FIRST + 2, FIRST + 3])
+    # frame f sits in slot f % 4 of the batch for its block f // 4, however the chunk starts
+    assert calls == [[(FIRST + 1) % 4, (FIRST + 2) % 4], [(FIRST + 3) % 4]]  # 1002, 1003 | 1004
+    calls.clear()
+    _render(plate, model, tmp_path / "b" / "r.####.exr", frames=[FIRST + 2])
+    assert calls == [[(FIRST + 2) % 4]]
+
+
+def test_a_plate_without_date_gives_a_header_without_date(tmp_path, identity):
+    still = tmp_path / "still.png"
+    cv2.imwrite(str(still), np.full((144, 192, 3), 120, np.uint8))
+    track = make_track([1], aligned_transform(RES, "whole_face", (64, 40)))
+    settings = renderer.RenderSettings()
+    out = str(tmp_path / "r.####.exr")
+    renderer.render_shot(frames.open_source(str(still)), track, identity, out, settings)
+    attrs = exr_io.attributes(exr_io.read_header(out.replace("####", "0001")))
+    assert "DateTime" not in attrs  # OpenImageIO would stamp the time of writing: bytes would vary run to run
