@@ -277,10 +277,13 @@ class FrameRenderer:
             pts_crop = align.apply(align.crop_matrix(face.transform, res, cov), face.landmarks[:, :2])
             matte_crop = mask[0] * mattes.face_matte(pts_crop, (res, res), s.forehead)
             swap_face = colormatch.match(swap_face, job.crop.transpose(1, 2, 0), matte_crop, s.color_match)
-        swap_plate = self.to_plate(swap_face)
+        # multiband blends in the model's (log) space, where a band added to a dark plate cannot
+        # go negative; alpha needs the swap in plate space only
+        log_blend = s.blend == "multiband"
+        swap_src = np.ascontiguousarray(swap_face) if log_blend else self.to_plate(swap_face)
 
         # back onto the plate: colour, model mask, footprint; the face matte drawn at plate resolution
-        swap_roi, footprint = align.uncrop(swap_plate, face.transform, cov, roi_shape, roi_origin, "cubic")
+        swap_roi, footprint = align.uncrop(swap_src, face.transform, cov, roi_shape, roi_origin, "cubic")
         mask_roi, _ = align.uncrop(np.ascontiguousarray(mask[0]), face.transform, cov, roi_shape, roi_origin, "linear")
         pts_roi = np.asarray(face.landmarks[:, :2], np.float64) - np.asarray(roi_origin, np.float64)
         mesh_roi = mattes.face_matte(pts_roi, roi_shape, s.forehead)
@@ -293,7 +296,10 @@ class FrameRenderer:
         inside = alpha > 0
 
         plate_roi = colour.sanitize(plate.rgb[y0:y1, x0:x1])
-        colour_roi = blend.face_colour(plate_roi, swap_roi, alpha, s.blend)
+        if log_blend:
+            colour_roi = self.to_plate(blend.face_colour(self.to_model(plate_roi), swap_roi, alpha, s.blend))
+        else:
+            colour_roi = blend.face_colour(plate_roi, swap_roi, alpha, s.blend)
         a3 = alpha[..., None]
         premult = colour_roi * a3
         composite = premult + plate_roi * (1.0 - a3)

@@ -32,6 +32,7 @@ from facegraft.inference.sequence import SequencePattern
 FIRST = 1001
 SOURCE = ("man", "single_face.mp4")  # the face put in
 PLATE = ("woman", "WolfgangLanger_Pexels.mp4")  # the plate rendered
+INGEST_SPACE = "sRGB - Texture"  # how the sample clips are encoded
 
 
 def _stage(number: int, text: str, json_lines: bool) -> float:
@@ -41,6 +42,13 @@ def _stage(number: int, text: str, json_lines: bool) -> float:
 
 def _done(start: float, json_lines: bool) -> None:
     say(f"      done in {time.perf_counter() - start:.1f} s", json_lines)
+
+
+def _as_footage(rgb: np.ndarray, plate_space: str) -> np.ndarray:
+    """8-bit sRGB the way the sample clips were encoded (the inverse of ingest), so the preview
+    looks like the source video rather than a tone-mapped view of it."""
+    shown = colour.converter(plate_space, INGEST_SPACE)(colour.sanitize(rgb))
+    return (np.clip(shown, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def preview(plate: str, render: str, frames: list[int], out: Path, plate_space: str = colour.DEFAULT_PLATE_SPACE) -> tuple[Path, Path]:
@@ -55,8 +63,7 @@ def preview(plate: str, render: str, frames: list[int], out: Path, plate_space: 
     for frame in frames:
         before = exr_io.read_image(plate_seq.path(frame), frame).rgb().astype(np.float32)
         after = exr_io.read_image(render_seq.path(frame), frame).rgb().astype(np.float32)
-        pairs.append((colour.to_display_uint8(before, plate_space, tone_map=True),
-                      colour.to_display_uint8(after, plate_space, tone_map=True)))
+        pairs.append((_as_footage(before, plate_space), _as_footage(after, plate_space)))
     picks = np.unique(np.linspace(0, len(pairs) - 1, min(6, len(pairs))).round().astype(int))
     small = [(cv2.resize(a, (320, 180), interpolation=cv2.INTER_AREA), cv2.resize(b, (320, 180), interpolation=cv2.INTER_AREA))
              for a, b in (pairs[i] for i in picks)]
@@ -87,7 +94,8 @@ def run_demo(out: Path, *, steps: int = 600, frames: int = 48, res: int = 64, wi
     start = _stage(1, f"ingest {frames} frames of each sample clip to EXR plates", json_lines)
     for name, clip in (SOURCE, PLATE):
         plates[name] = str(out / "plates" / name / f"{name}.####.exr")
-        ingest(str(assets.footage_path(clip)), plates[name], start=FIRST, frames=f"{FIRST}-{last}", json_progress=json_lines)
+        ingest(str(assets.footage_path(clip)), plates[name], in_colorspace=INGEST_SPACE, start=FIRST,
+               frames=f"{FIRST}-{last}", json_progress=json_lines)
     _done(start, json_lines)
 
     start = _stage(2, "track the faces", json_lines)
@@ -133,7 +141,7 @@ def run_demo(out: Path, *, steps: int = 600, frames: int = 48, res: int = 64, wi
 
     face_model = load_face_model(model, device="cpu", threads=2)
     with Progress("render", len(source.frames), json_lines=json_lines) as progress:
-        rendered = render_shot(source, load_track(tracks[PLATE[0]]), face_model, render, RenderSettings(color_match="none"),
+        rendered = render_shot(source, load_track(tracks[PLATE[0]]), face_model, render, RenderSettings(color_match="rct"),
                                progress=progress, overwrite=True, track_path=tracks[PLATE[0]])
     _done(start, json_lines)
 

@@ -288,3 +288,24 @@ def test_a_plate_without_date_gives_a_header_without_date(tmp_path, identity):
     renderer.render_shot(frames.open_source(str(still)), track, identity, out, settings)
     attrs = exr_io.attributes(exr_io.read_header(out.replace("####", "0001")))
     assert "DateTime" not in attrs  # OpenImageIO would stamp the time of writing: bytes would vary run to run
+
+
+def test_multiband_on_a_dark_plate_stays_positive(tmp_path):
+    """A bright face blended into a dark plate: linear-space pyramids would dip below zero at the
+    face's features (black/magenta blotches); blending in the model's log space cannot."""
+    folder = tmp_path / "dark"
+    folder.mkdir()
+    spec = exr_io.new_spec(200, 140, ["R", "G", "B"], np.float16)
+    for frame in FRAMES:
+        yy, xx = np.mgrid[0:140, 0:200]
+        checker = ((yy // 4 + xx // 4) % 2).astype(np.float16)  # dark texture: 0.001 / 0.05
+        pixels = np.repeat((0.001 + 0.049 * checker)[..., None], 3, axis=2).astype(np.float16)
+        exr_io.write_image(folder / f"dark.{frame:04d}.exr", pixels, spec)
+    model = face_model.load(build_identity_model(tmp_path / "bright.onnx", RES, shift=[0.45, 0.3, 0.35], mask="ellipse"),
+                            device="cpu")
+    out = str(tmp_path / "r.####.exr")
+    _render(str(folder / "dark.####.exr"), model, out, blend="multiband", feather=4)
+    rgb = _frame(out).rgb()
+    alpha = _frame(out).get(["swap.A"])[..., 0]
+    assert alpha.max() > 0.99
+    assert rgb[alpha > 0].min() >= 0.0
