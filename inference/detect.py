@@ -122,32 +122,57 @@ def warp_to_srgb(rgb: np.ndarray, matrix: np.ndarray, size: tuple[int, int], pla
                  config: str, border: float = 0.0) -> np.ndarray:
     """Warp plate-array pixels by ``matrix`` (continuous array px -> output px) and return sRGB in 0..1.
 
-    Only the output region is converted, sanitised (NaN/Inf) before the colour transform. Big
-    downscales are prefiltered (area resize of just the region needed) so the warp does not alias.
+    Only the region the output needs is read, converted and sanitised (NaN/Inf, before the colour
+    transform). Big downscales are prefiltered (area resize of just that region) so the warp does
+    not alias. ``rgb`` may be laid out pixel by pixel or channel by channel (as some readers hand
+    it out); neither is copied whole.
     """
     m = np.asarray(matrix, dtype=np.float64)
-    scale = math.sqrt(abs(np.linalg.det(m[:, :2])))
-    source = rgb
-    factor = int(1.0 / scale) if scale > 0 else 1
-    if factor >= 2:
-        # integer-factor area shrink of just the region needed (OpenCV's fast path), then a
-        # bilinear warp at a scale between 0.5 and 1
-        inverse = cv2.invertAffineTransform(m)
-        w, h = size
-        corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], dtype=np.float64) @ inverse.T
-        ah, aw = rgb.shape[:2]
-        x0, x1 = _span(corners[:, 0].min(), corners[:, 0].max(), aw, factor)
-        y0, y1 = _span(corners[:, 1].min(), corners[:, 1].max(), ah, factor)
-        if x1 - x0 < factor or y1 - y0 < factor:
-            return np.zeros((size[1], size[0], 3), dtype=np.float32)
-        region = rgb[y0:y1, x0:x1]
-        source = cv2.resize(region, ((x1 - x0) // factor, (y1 - y0) // factor), interpolation=cv2.INTER_AREA)
-        # output <- shrunk region: undo the shrink and the region offset, then apply m
-        m = m @ np.array([[factor, 0.0, x0], [0.0, factor, y0], [0.0, 0.0, 1.0]])
-    out = cv2.warpAffine(source, _index_matrix(m), size, flags=cv2.INTER_LINEAR,
+    scale = math.sqrt(abs(m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0]))
+    factor = max(1, int(1.0 / scale)) if scale > 0 else 1
+    source, to_array = _source_region(rgb, m, size, factor)
+    if source is None:
+        return np.zeros((size[1], size[0], 3), dtype=np.float32)
+    out = cv2.warpAffine(source, _index_matrix(m @ to_array), size, flags=cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=(border, border, border))
     shown = colour.converter(plate_space, colour.SRGB_ENCODED, config)(colour.sanitize(out))
-    return np.clip(shown, 0.0, 1.0)
+    return np.clip(shown, 0.0, 1.0, out=shown)
+
+
+def _source_region(rgb: np.ndarray, matrix: np.ndarray, size: tuple[int, int],
+                   factor: int) -> tuple[Optional[np.ndarray], np.ndarray]:
+    """The part of ``rgb`` a warp to ``size`` reads, area-shrunk ``factor`` times, as float32 RGB
+    interleaved, and the 3x3 map from its px to array px (continuous); None if it is empty.
+
+    With the shrink the warp that follows scales by 0.5 to 1. The plate is big and cold in memory,
+    so the shrink reads every ``step``-th row only (``step`` about factor / 2: each output row
+    still averages two or more rows spread over its height) and every column (skipping columns
+    saves no memory traffic).
+    """
+    inverse = np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
+    w, h = size
+    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], dtype=np.float64) @ inverse.T
+    ah, aw = rgb.shape[:2]
+    x0, x1 = _span(corners[:, 0].min(), corners[:, 0].max(), aw, factor)
+    y0, y1 = _span(corners[:, 1].min(), corners[:, 1].max(), ah, factor)
+    if x1 - x0 < factor or y1 - y0 < factor:
+        return None, np.eye(3)
+    step = 2 ** max(0, int(math.log2(factor)) - 1)  # rows read: 1 in 1 (factor 1-3), 2 (4-7), 4 (8-15)...
+    rows = factor // step  # sampled rows averaged into one output row
+    height = (y1 - y0) // (step * rows)
+    region = rgb[y0:y0 + height * step * rows:step, x0:x1]
+    planar = rgb.strides[-1] != rgb.itemsize  # channel by channel in memory: resize plane by plane
+    if factor == 1:
+        shrunk = np.ascontiguousarray(region, dtype=np.float32) if planar or rgb.dtype != np.float32 else region
+    else:
+        width = (x1 - x0) // factor
+        if planar:
+            shrunk = np.dstack([cv2.resize(region[..., c], (width, height), interpolation=cv2.INTER_AREA)
+                                for c in range(3)])
+        else:
+            shrunk = cv2.resize(region, (width, height), interpolation=cv2.INTER_AREA)
+    # sampled row r has its centre at array y = y0 + step * r + 0.5
+    return shrunk, np.array([[factor, 0.0, x0], [0.0, step * rows, y0 + (1 - step) / 2], [0.0, 0.0, 1.0]])
 
 
 def _span(lo: float, hi: float, limit: int, factor: int) -> tuple[int, int]:

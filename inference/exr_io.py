@@ -63,7 +63,10 @@ class Image:
 
     def get(self, names: Sequence[str], dtype: type = np.float32) -> np.ndarray:
         """The named channels as ``[H, W, len(names)]``."""
-        return self.pixels[..., [self.index(n) for n in names]].astype(dtype, copy=True)
+        idx = [self.index(n) for n in names]
+        if idx == list(range(idx[0], idx[0] + len(idx))):  # a plain slice keeps pixels interleaved
+            return self.pixels[..., idx[0]:idx[0] + len(idx)].astype(dtype, copy=True)
+        return np.ascontiguousarray(np.take(self.pixels, idx, axis=-1), dtype=dtype)
 
     def rgb(self) -> np.ndarray:
         """R, G, B as float32 ``[H, W, 3]`` (a copy)."""

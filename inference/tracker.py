@@ -4,7 +4,8 @@ Per frame, every face seen on the previous frame is followed: its last landmarks
 next FaceMesh crop (rotated to the eye line), and FaceMesh's presence score says whether the
 face is still there. The detector runs only when needed: on the first frame, when a face was
 lost, while no face is tracked, and every ``redetect`` frames to find faces that walked in
-(a full search, tiled on big frames so small faces are found). Faces are linked into tracks
+(the whole frame; on big frames also overlapping tiles, so small faces are found: always while
+no face is followed, otherwise on every ``tiled_every``-th search). Faces are linked into tracks
 (``linking``), short gaps bridged, landmarks smoothed over the whole shot with zero phase
 (``smoothing``), and the face transform computed from the smoothed landmarks (``align``).
 """
@@ -31,7 +32,8 @@ from .landmarks import (
 from .progress import Progress
 
 LOW_CONFIDENCE = 0.9  # FaceMesh presence below this (but above PRESENCE_THRESHOLD) is flagged
-REDETECT = 12  # frames between full searches for new faces
+REDETECT = 12  # frames between searches for new faces
+TILED_EVERY = 4  # while faces are followed, every 4th search (48 frames) also searches tiles
 MIN_ROI = 16.0  # px: a followed face whose crop would be smaller is treated as lost
 DUPLICATE_IOU = 0.5  # two followed faces overlapping this much are one face
 
@@ -57,6 +59,7 @@ class TrackerOptions:
     device: str = "auto"
     threads: Optional[int] = 1  # per model; the models are small, one thread each wastes least
     redetect: int = REDETECT
+    tiled_every: int = TILED_EVERY  # searches between tiled ones while faces are followed (1: every search)
     tile_size: int = 768
     max_gap: int = linking.MAX_GAP
     on_error: str = "fail"  # "fail": an unreadable frame stops tracking; "skip": flag it and go on
@@ -75,6 +78,7 @@ class FrameTracker:
         self.linker = linking.Linker()
         self.active: dict[int, np.ndarray] = {}  # track id -> last landmarks
         self.last_search = -10**9
+        self.searches = 0  # periodic searches so far while faces were followed
 
     def _observe(self, index: int, result: LandmarkResult, score: float, flags: Sequence[str] = ()) -> linking.Observation:
         out = list(flags)
@@ -104,9 +108,14 @@ class FrameTracker:
             faces.append(face)
         search = index - self.last_search >= self.options.redetect
         if search or lost or not faces:
+            tiled = False
             if search:
                 self.last_search = index
-            for det in self.detectors.detect(rgb, origin, plate_space, config, tiled=search):
+                # tiles (small faces in a big frame) cost as much as several frames of following:
+                # always while nothing is followed, otherwise on every tiled_every-th search
+                self.searches += 1 if faces else 0
+                tiled = not faces or self.searches % max(1, self.options.tiled_every) == 0
+            for det in self.detectors.detect(rgb, origin, plate_space, config, tiled=tiled):
                 if any(iou(det.box, f.box) > 0.2 or _inside(det, f.box) for f in faces):
                     continue
                 new = self._from_detection(index, det, rgb, origin, plate_space, config)
@@ -232,7 +241,8 @@ def track_shot(
     return assemble(per_index, frames, face=face, smooth=smooth, max_gap=opts.max_gap, unreadable=unreadable,
                     plate=plate_info(source, first_plate, plate_space, config),
                     params={"face": face, "smooth": smooth, "sigma_frames": smoothing.sigma_for(smooth),
-                            "redetect": opts.redetect, "max_gap": opts.max_gap, "device": opts.device,
+                            "redetect": opts.redetect, "tiled_every": opts.tiled_every, "max_gap": opts.max_gap,
+                            "device": opts.device,
                             "template": align.TEMPLATE_NAME})
 
 

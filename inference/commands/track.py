@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="landmark smoothing strength, zero-phase over the shot; 0 = off (default: 0.5)")
     parser.add_argument("--redetect", type=int, default=12, metavar="N",
                         help="search the whole frame for new faces every N frames (default: 12)")
+    parser.add_argument("--tiled-every", type=int, default=4, metavar="K",
+                        help="on frames over ~960 px, also search tiles for small faces on every K-th of those "
+                             "searches while faces are followed, and always while none is (default: 4)")
     parser.add_argument("--max-gap", type=int, default=3, metavar="N",
                         help="bridge gaps of up to N frames by interpolation (default: 3)")
     parser.add_argument("--on-error", choices=("fail", "skip"), default="fail",
@@ -82,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
     if args.face != "largest" and not args.face.isdigit():
         raise FaceGraftError(f"--face must be 'largest' or a track id (a whole number), not '{args.face}'")
     source = open_source(args.plate, args.frames, colorspace=args.plate_colorspace, config=args.ocio_config)
-    options = TrackerOptions(device=args.device, redetect=max(1, args.redetect), max_gap=max(0, args.max_gap),
-                             on_error=args.on_error)
+    options = TrackerOptions(device=args.device, redetect=max(1, args.redetect), tiled_every=max(1, args.tiled_every),
+                             max_gap=max(0, args.max_gap), on_error=args.on_error)
     tracker = FrameTracker(options)
     with Progress("track", len(source.frames), json_lines=args.json_progress) as progress:
         track = track_shot(source, face=args.face, smooth=args.smooth, progress=progress, tracker=tracker,

@@ -1,6 +1,9 @@
 """BlazeFace detection through onnxruntime on real sample frames."""
 from __future__ import annotations
 
+import math
+
+import cv2
 import numpy as np
 import pytest
 from tracking_support import clip_frames
@@ -66,8 +69,6 @@ def test_nan_and_inf_pixels_do_not_break_detection(detectors: detect.Detectors, 
 
 
 def test_small_face_in_a_4k_frame_is_found_by_tiles(detectors: detect.Detectors, frame: np.ndarray) -> None:
-    import cv2
-
     big = np.zeros((2160, 3840, 3), np.float32)
     small = cv2.resize(frame, (320, 180), interpolation=cv2.INTER_AREA)  # the face is ~85 px tall
     big[1700:1880, 3000:3320] = small
@@ -95,3 +96,51 @@ def test_tiles_cover_the_frame() -> None:
     for x0, y0, x1, y1 in regions:
         covered[int(y0):int(y1), int(x0):int(x1)] = True
     assert covered.all()
+
+
+@pytest.mark.parametrize("shrink", [1.3, 2.5, 4.7, 10.2, 17.0])
+def test_downscaling_warp_keeps_the_geometry(shrink: float) -> None:
+    """Ramps in x and y warped at any scale (prefiltered or not) land where the matrix says."""
+    from facegraft.inference import colour
+
+    h, w = 1152, 2048
+
+    def ramps(x: np.ndarray, y: np.ndarray) -> np.ndarray:  # red: x, green: y; in gamut, nothing clips
+        return np.stack([0.3 + 0.1 * x / w, 0.3 + 0.1 * y / h, np.full_like(x, 0.3)], axis=-1).astype(np.float32)
+
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64) + 0.5  # pixel centres, continuous coordinates
+    angle = math.radians(20)
+    k = 1.0 / shrink
+    matrix = np.array([[k * math.cos(angle), k * math.sin(angle), -300 * k],
+                       [-k * math.sin(angle), k * math.cos(angle), -100 * k]])
+    out = detect.warp_to_srgb(ramps(xs, ys), matrix, (64, 64), "ACEScg", colour.DEFAULT_CONFIG)
+    inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))
+    oy, ox = np.mgrid[0:64, 0:64] + 0.5
+    px = inverse[0, 0] * ox + inverse[0, 1] * oy + inverse[0, 2]
+    py = inverse[1, 0] * ox + inverse[1, 1] * oy + inverse[1, 2]
+    inside = (px > 2 * shrink + 2) & (px < w - 2 * shrink - 2) & (py > 2 * shrink + 2) & (py < h - 2 * shrink - 2)
+    assert inside.sum() > 1000
+    # what the output should be, and how it changes per plate pixel in x and y: solve for the offset
+    to_srgb = colour.converter("ACEScg", colour.SRGB_ENCODED)
+    expected = to_srgb(ramps(px, py))[..., :2]
+    jacobian = np.stack([to_srgb(ramps(px + 1, py))[..., :2] - expected,
+                         to_srgb(ramps(px, py + 1))[..., :2] - expected], axis=-1)
+    offset = np.linalg.solve(jacobian[inside].astype(np.float64), (out[..., :2] - expected)[inside, :, None].astype(np.float64))
+    # no shift from the prefilter's row sampling or the region it reads, within a twentieth of a plate pixel
+    assert np.abs(offset.mean(axis=0)).max() < 0.05
+    assert np.abs(offset).max() < 0.5
+
+
+@pytest.mark.parametrize("shrink", [0.5, 1.3, 4.7, 10.2])
+def test_channel_planar_frames_warp_like_interleaved_ones(frame: np.ndarray, shrink: float) -> None:
+    """A frame laid out channel by channel (as an EXR read can hand it out) gives the same pixels."""
+    from facegraft.inference import colour
+
+    big = cv2.resize(frame, (2048, 1152), interpolation=cv2.INTER_LINEAR)
+    planar = np.moveaxis(np.ascontiguousarray(np.moveaxis(big, -1, 0)), 0, -1)
+    assert planar.strides[-1] != planar.itemsize and np.array_equal(planar, big)
+    k = 1.0 / shrink
+    matrix = np.array([[k, 0.0, -700 * k], [0.0, k, -300 * k]])
+    a = detect.warp_to_srgb(big, matrix, (96, 96), "ACEScg", colour.DEFAULT_CONFIG)
+    b = detect.warp_to_srgb(planar, matrix, (96, 96), "ACEScg", colour.DEFAULT_CONFIG)
+    assert a.max() > 0.1 and np.allclose(a, b, atol=1e-6)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,3 +106,31 @@ def test_roi_matrix_maps_centre_and_eye_line() -> None:
     assert np.allclose(along, [192, 96])  # the eye line runs along crop x
     mirrored = roi.matrix(64, mirror=True) @ [100 + 20 * math.cos(roi.angle), 50 + 20 * math.sin(roi.angle), 1.0]
     assert np.allclose(mirrored, [0, 32])
+
+
+def test_batched_iris_graph_matches_the_converted_one(models: landmarks.LandmarkModels) -> None:
+    """The iris graph re-shaped for a batch (and cut to its iris output) gives what the file gives per eye."""
+    from facegraft.inference import assets, runtime
+
+    assert models.iris_batched
+    original = runtime.create_session(assets.model_path("iris_landmark"), device="cpu", threads=1)
+    name = original.get_inputs()[0].name
+    crops = np.random.default_rng(1).random((2, 3, landmarks.IRIS_SIZE, landmarks.IRIS_SIZE), dtype=np.float32)
+    together = models.iris.run(None, {models._iris_in: crops})
+    assert len(together) == 1 and together[0].shape == (2, 15)
+    for i in range(2):
+        alone = original.run(None, {name: crops[i:i + 1]})[landmarks.IRIS_OUTPUT]
+        assert np.allclose(together[0][i], alone[0], atol=1e-5)
+
+
+def test_a_graph_with_a_batch_dependent_reshape_is_left_alone(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [2, -1])  # batch hard-wired to 2
+    graph = helper.make_graph([helper.make_node("Reshape", ["x", "shape"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])], [shape])
+    path = tmp_path / "fixed.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    assert landmarks.batched_graph(path) is None

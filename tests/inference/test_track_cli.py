@@ -15,11 +15,12 @@ def test_track_writes_a_track_file_and_a_summary(single_face_plate: str, tmp_pat
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "shot.fgtrack.json"
     code = cli.main(["track", single_face_plate, "--out", str(out), "--frames", "1001-1006", "--smooth", "0.3",
-                     "--device", "cpu"])
+                     "--device", "cpu", "--tiled-every", "2"])
     assert code == 0
     shot = trackfile.load_track(out)
     assert shot.frame_numbers == list(range(1001, 1007)) and shot.target == 1
     assert shot.params["smooth"] == 0.3 and shot.params["face"] == "largest"
+    assert shot.params["redetect"] == 12 and shot.params["tiled_every"] == 2
     assert all(shot.face(n) is not None for n in shot.frame_numbers)
     err = capsys.readouterr().err
     assert "6 frame(s), 6 face(s) in 1 track(s); target track: 1" in err

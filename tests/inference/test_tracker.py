@@ -138,3 +138,25 @@ def test_corrupt_frame_fails_by_name_or_is_skipped(single_face_plate: str, tmp_p
         frame_tracker.options.on_error = "fail"
     assert shot.frames[1003].flags == ["unreadable", "no_face"] and shot.frames[1003].faces == []
     assert all(shot.face(n) is not None for n in (1001, 1002, 1004, 1005))
+
+
+def test_tiles_are_searched_while_nothing_is_followed_and_then_every_few_searches(
+        frame_tracker: tracker.FrameTracker, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, bool]] = []
+    detect = frame_tracker.detectors.detect
+    index = {"now": 0}
+
+    def spy(*args: object, tiled: bool = True, **kwargs: object) -> list:
+        calls.append((index["now"], tiled))
+        return detect(*args, tiled=tiled, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(frame_tracker.detectors, "detect", spy)
+    monkeypatch.setattr(frame_tracker.options, "redetect", 3)
+    monkeypatch.setattr(frame_tracker.options, "tiled_every", 2)
+    frames = clip_frames("single_face.mp4", 13)
+    frame_tracker.reset()
+    for i, rgb in enumerate(frames):
+        index["now"] = i
+        assert len(frame_tracker.step(i, rgb, (0, 0), "ACEScg", "ocio://studio-config-latest")) == 1
+    # frame 0: nothing followed yet, a tiled search; then a search every 3 frames, every 2nd one tiled
+    assert calls == [(0, True), (3, False), (6, True), (9, False), (12, True)]
