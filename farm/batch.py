@@ -208,11 +208,17 @@ class Batch:
             return
         kind = event.get("event")
         if kind == "progress" and event.get("stage") == "render":
+            # `done` is the render's running count: one event can cover many frames (those
+            # already on disk when the render started), so count the difference.
             with self._lock:
                 seen = self._counted.get(shot.name, 0)
-                self._counted[shot.name] = seen + 1
-            if seen < len(shot.frames):
-                progress.update(1, shot=shot.name, frame=event.get("frame"))
+                done = event.get("done")
+                now = min(int(done) if isinstance(done, (int, float)) else seen + 1, len(shot.frames))
+                step = now - seen
+                if step > 0:
+                    self._counted[shot.name] = now
+            if step > 0:
+                progress.update(step, shot=shot.name, frame=event.get("frame"))
         elif kind in ("error", "warning"):
             where = f" frame {event['frame']}" if event.get("frame") is not None else ""
             self.report(shot, kind, message=f"{event.get('message')}{where}")
@@ -263,6 +269,10 @@ class Batch:
             except FaceGraftError as exc:
                 result = ShotResult(shot, "failed", exc.exit_code, exc.describe())
                 self.report(shot, "failed", message=exc.describe())
+            except Exception as exc:  # e.g. OSError from a wrong --facegraft-exe; the worker goes on
+                message = f"{type(exc).__name__}: {exc}"
+                result = ShotResult(shot, "failed", FaceGraftError.exit_code, message)
+                self.report(shot, "failed", message=message)
             with self._lock:
                 self.results[shot.name] = result
 
@@ -294,12 +304,14 @@ class Batch:
                 for thread in threads:
                     thread.join(10)
                 raise
-        failed = [self.results[s.name] for s in self.shots if self.results.get(s.name, ShotResult(s)).state == "failed"]
+        # A shot that never finished (its worker stopped, or the batch was stopped) counts as failed.
+        results = [self.results.get(s.name, ShotResult(s)) for s in self.shots]
+        failed = [r for r in results if r.state not in ("done", "skipped")]
         ok = len(self.shots) - len(failed)
         print(f"batch: {ok} of {len(self.shots)} shot(s) complete"
               + (f"; failed: {', '.join(r.shot.name for r in failed)} (re-run to resume)" if failed else ""),
               file=sys.stderr)
-        return failed[0].code if failed else 0
+        return (failed[0].code or FaceGraftError.exit_code) if failed else 0
 
 
 def plan(shots: Sequence[Shot], gpus: Sequence[Optional[str]], executable: Sequence[str]) -> str:

@@ -14,7 +14,9 @@ from typing import Mapping, Optional
 
 import fileseq
 
-from .chunking import chunk_frames, format_range
+from facegraft.inference.sequence import format_frames
+
+from .chunking import chunk_frames
 
 # Options each stage takes, as they are spelled in Python (the flag is ``--`` + dashes).
 TRACK_OPTIONS = ("face", "smooth", "device", "plate_colorspace", "ocio_config")
@@ -47,6 +49,8 @@ def _flags(options: Mapping[str, object], allowed: tuple[str, ...]) -> list[str]
         value = options.get(name)
         if value is None:
             continue
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # --erode 4, not 4.0
         args += ["--" + name.replace("_", "-"), str(value)]
     return args
 
@@ -65,7 +69,7 @@ class Shot:
 
     @property
     def frames_text(self) -> str:
-        return format_range(self.frames)
+        return format_frames(self.frames)
 
     def track_args(self) -> list[str]:
         """Arguments of ``facegraft track`` for the whole shot."""

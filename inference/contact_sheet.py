@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from . import colour
+from .atomic import atomic_write_bytes
 from .errors import FaceGraftError
 from .trackfile import FrameTrack
 
@@ -67,29 +68,27 @@ def cell(image: np.ndarray, frame: int, flags: Sequence[str], width: int) -> np.
     return np.vstack([body, caption])
 
 
-def sheet(cells: Sequence[np.ndarray], columns: int = 6, gap: int = 4) -> np.ndarray:
-    """Cells on a grid (all cells must share one size)."""
-    if not cells:
+def sheet(cells: Sequence[np.ndarray], columns: int = 6, gap: int = 4, background: int = 16) -> np.ndarray:
+    """Cells (uint8 pictures, all one size, either channel order) on a grid of ``columns``
+    (fewer when there are fewer cells), ``gap`` px apart on a grey ``background``."""
+    if not len(cells):
         raise ValueError("no cells")
     h, w = cells[0].shape[:2]
     rows = (len(cells) + columns - 1) // columns
     cols = min(columns, len(cells))
-    out = np.full((rows * (h + gap) + gap, cols * (w + gap) + gap, 3), 16, np.uint8)
+    out = np.full((rows * (h + gap) + gap, cols * (w + gap) + gap, 3), background, np.uint8)
     for k, c in enumerate(cells):
         r, q = divmod(k, columns)
         out[gap + r * (h + gap):gap + r * (h + gap) + h, gap + q * (w + gap):gap + q * (w + gap) + w] = c
     return out
 
 
-def write_png(path: str | Path, image: np.ndarray) -> None:
-    """Write a BGR uint8 picture (atomic: temporary file, then rename)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.stem}.tmp.png")
-    if not cv2.imwrite(str(tmp), image):
-        raise FaceGraftError("cannot write the contact sheet", path=str(target),
-                             hint="check the folder is writable and the disk has space")
-    tmp.replace(target)
+def write_png(path: str | Path, image: np.ndarray, rgb: bool = False) -> Path:
+    """Write a uint8 picture, BGR (OpenCV's order) or with ``rgb`` RGB, atomically."""
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1] if rgb else image))
+    if not ok:
+        raise FaceGraftError("cannot encode the PNG", path=str(path))
+    return atomic_write_bytes(path, encoded.tobytes())
 
 
 def pick_frames(frames: Sequence[int], limit: int) -> list[int]:

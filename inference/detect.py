@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
-from . import assets, colour, runtime
+from . import align, assets, colour, runtime
 
 # keypoint order of BlazeFace: the subject's right eye (image left in a frontal face),
 # left eye, nose tip, mouth centre, right ear tragion, left ear tragion
@@ -111,29 +111,23 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray,
     return kept
 
 
-def _index_matrix(matrix: np.ndarray) -> np.ndarray:
-    """A continuous-coordinate affine (pixel centres at +0.5) as the index form cv2 warps use."""
-    m = np.asarray(matrix, dtype=np.float64).copy()
-    m[:, 2] += m[:, :2] @ np.array([0.5, 0.5]) - 0.5
-    return m
-
-
 def warp_to_srgb(rgb: np.ndarray, matrix: np.ndarray, size: tuple[int, int], plate_space: str,
-                 config: str, border: float = 0.0) -> np.ndarray:
-    """Warp plate-array pixels by ``matrix`` (continuous array px -> output px) and return sRGB in 0..1.
+                 config: str, border: float = 0.0, origin: Sequence[float] = (0.0, 0.0)) -> np.ndarray:
+    """Warp plate-array pixels by ``matrix`` (continuous plate px -> output px, the array over the
+    data window starting at ``origin``) and return sRGB in 0..1.
 
     Only the region the output needs is read, converted and sanitised (NaN/Inf, before the colour
     transform). Big downscales are prefiltered (area resize of just that region) so the warp does
     not alias. ``rgb`` may be laid out pixel by pixel or channel by channel (as some readers hand
     it out); neither is copied whole.
     """
-    m = np.asarray(matrix, dtype=np.float64)
+    m = align.compose(matrix, np.array([[1.0, 0.0, origin[0]], [0.0, 1.0, origin[1]]]))  # array px -> output px
     scale = math.sqrt(abs(m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0]))
     factor = max(1, int(1.0 / scale)) if scale > 0 else 1
     source, to_array = _source_region(rgb, m, size, factor)
     if source is None:
         return np.zeros((size[1], size[0], 3), dtype=np.float32)
-    out = cv2.warpAffine(source, _index_matrix(m @ to_array), size, flags=cv2.INTER_LINEAR,
+    out = cv2.warpAffine(source, align.array_matrix(m @ to_array), size, flags=cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=(border, border, border))
     shown = colour.converter(plate_space, colour.SRGB_ENCODED, config)(colour.sanitize(out))
     return np.clip(shown, 0.0, 1.0, out=shown)

@@ -74,8 +74,8 @@ class Image:
 
 
 def _storage_dtype(spec: oiio.ImageSpec) -> type:
-    formats = [str(f) for f in spec.channelformats] or [str(spec.format)]
-    return np.float16 if all(f == "half" for f in formats) else np.float32
+    """The array precision pixels are read in: half when every channel is half, else float32."""
+    return np.float16 if all(d == np.float16 for d in channel_dtypes(spec)) else np.float32
 
 
 def read_image(path: PathLike, frame: Optional[int] = None) -> Image:
@@ -119,27 +119,41 @@ def read_header(path: PathLike) -> oiio.ImageSpec:
         source.close()
 
 
+def channel_dtypes(spec: oiio.ImageSpec) -> list[type]:
+    """Each channel's stored precision: ``np.float16`` for half, ``np.float32`` for anything else."""
+    formats = [str(f) for f in spec.channelformats] or [str(spec.format)] * spec.nchannels
+    return [np.float16 if f == "half" else np.float32 for f in formats]
+
+
 def make_spec(
     like: oiio.ImageSpec,
     channels: Sequence[str],
     dtype: type = np.float16,
     attributes: Optional[Mapping[str, object]] = None,
     compression: Optional[str] = None,
+    formats: Optional[Sequence[type]] = None,
 ) -> oiio.ImageSpec:
-    """A header for new pixels: ``like``'s windows and metadata, the given channels and precision."""
+    """A header for new pixels: ``like``'s windows and metadata, the given channels and precision.
+
+    ``formats`` (one ``np.float16`` / ``np.float32`` per channel) overrides ``dtype``. When they
+    differ the header gets per-channel formats (``channelformats``) and a float format: pixels are
+    then handed over as float32 and OpenImageIO stores each channel in its own precision.
+    """
+    kinds = ["half" if np.dtype(d) == np.float16 else "float" for d in (formats or [dtype] * len(channels))]
+    if len(kinds) != len(channels):
+        raise ValueError(f"{len(kinds)} formats for {len(channels)} channels")
     spec = oiio.ImageSpec(like)
     spec.nchannels = len(channels)
     spec.channelnames = tuple(channels)
-    spec.set_format("half" if np.dtype(dtype) == np.float16 else "float")
-    spec.channelformats = ()
+    spec.set_format("half" if all(k == "half" for k in kinds) else "float")
+    spec.channelformats = tuple(oiio.TypeDesc(k) for k in kinds) if len(set(kinds)) > 1 else ()
     spec.alpha_channel = list(channels).index("A") if "A" in channels else -1
     spec.z_channel = -1
     for key in ("oiio:subimages", "oiio:ColorSpace", "oiio:BitsPerSample"):
         spec.erase_attribute(key)
     if compression:
         spec.attribute("compression", compression)
-    for key, value in (attributes or {}).items():
-        spec.attribute(key, value if isinstance(value, (int, float)) else str(value))
+    set_attributes(spec, attributes or {})
     return spec
 
 

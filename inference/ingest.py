@@ -6,9 +6,10 @@ from typing import Optional
 import numpy as np
 
 from . import __version__, colour, exr_io
-from .frames import DEFAULT_IN_SPACE, open_source
+from .errors import FaceGraftError
+from .frames import DEFAULT_IN_SPACE, VideoSource, open_source
 from .progress import Progress
-from .sequence import SequencePattern, parse_frames
+from .sequence import SequencePattern, format_frames, parse_frames
 
 
 def ingest(
@@ -26,13 +27,27 @@ def ingest(
 ) -> list[str]:
     """Write every frame of ``source`` as half-float EXR in ``colorspace``; returns the paths written.
 
-    ``frames`` counts in output numbering (the first source frame becomes ``start``).
+    Output frame numbers: a video's first frame becomes ``start``; an image sequence keeps its own
+    numbers (``start`` applies to videos and stills only). ``frames`` counts in output numbering;
+    asking for frames the source does not have is an error, raised before anything is written.
     Frames already complete on disk are kept unless ``overwrite``.
     """
     import cv2
 
     src = open_source(source, None, colorspace, in_colorspace, config, start=start)
-    wanted = src.frames if frames is None else [f for f in src.frames if f in set(parse_frames(frames))]
+    if frames is None:
+        wanted = list(src.frames)
+    else:
+        wanted = parse_frames(frames)
+        have = set(src.frames)
+        missing = [f for f in wanted if f not in have]
+        if missing:
+            raise FaceGraftError(
+                f"the source has no frame(s) {format_frames(missing)} (it has {format_frames(src.frames)})",
+                path=source, hint="ask --frames for frames in that range" + (
+                    "; a video's first frame is numbered --start" if isinstance(src, VideoSource) else ""))
+    # facegraft/source_frame: the frame's number in the source's own numbering
+    offset = 1 - src.start if isinstance(src, VideoSource) else 0
     out = SequencePattern(out_pattern)
     written = []
     with Progress("ingest", len(wanted), json_lines=json_progress) as progress:
@@ -51,7 +66,7 @@ def ingest(
                 "compression": compression,
                 "facegraft/version": __version__,
                 "facegraft/source": source,
-                "facegraft/source_frame": frame - start + 1,
+                "facegraft/source_frame": frame + offset,
                 "facegraft/colorspace": colorspace,
                 "facegraft/source_colorspace": in_colorspace,
             })

@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from . import assets, colour, runtime
+from . import align, assets, colour, runtime
 from .detect import Detection, warp_to_srgb
 
 MESH_SIZE = 192
@@ -86,17 +86,9 @@ def landmark_box(points: np.ndarray) -> tuple[float, float, float, float]:
 
 def _to_plate(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """Crop px (x, y, z) -> plate px, z scaled like x."""
-    inverse = np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
-    xy = points[:, :2] @ inverse[:, :2].T + inverse[:, 2]
+    inverse = align.invert(matrix)
     scale = math.sqrt(abs(np.linalg.det(inverse[:, :2])))
-    return np.column_stack([xy, points[:, 2] * scale])
-
-
-def _array_matrix(plate_matrix: np.ndarray, origin: tuple[float, float]) -> np.ndarray:
-    """A plate-px affine re-expressed on array px (array px + origin = plate px)."""
-    m = np.array(plate_matrix, dtype=np.float64)
-    m[:, 2] += m[:, :2] @ np.asarray(origin, dtype=np.float64)
-    return m
+    return np.column_stack([align.apply(inverse, points), points[:, 2] * scale])
 
 
 def _eye_roi(mesh: np.ndarray, a: int, b: int) -> Roi:
@@ -212,7 +204,7 @@ class LandmarkModels:
                     config: str = colour.DEFAULT_CONFIG) -> tuple[np.ndarray, float]:
         """468 FaceMesh points (plate px) and the presence probability for one ROI."""
         matrix = roi.matrix(MESH_SIZE)
-        crop = warp_to_srgb(rgb, _array_matrix(matrix, origin), (MESH_SIZE, MESH_SIZE), plate_space, config)
+        crop = warp_to_srgb(rgb, matrix, (MESH_SIZE, MESH_SIZE), plate_space, config, origin=origin)
         coords, logit = self.mesh.run(None, {self._mesh_in: _nchw(crop[None])})
         presence = 1.0 / (1.0 + math.exp(-float(np.clip(logit.ravel()[0], -80.0, 80.0))))
         return _to_plate(coords.reshape(468, 3).astype(np.float64), matrix), presence
@@ -227,7 +219,7 @@ class LandmarkModels:
         if self.iris is None:
             raise RuntimeError("the iris model was not loaded (LandmarkModels(iris=False))")
         matrices = [_eye_roi(mesh, a, b).matrix(IRIS_SIZE, mirror=mirror) for a, b, mirror in EYES]
-        crops = np.stack([warp_to_srgb(rgb, _array_matrix(m, origin), (IRIS_SIZE, IRIS_SIZE), plate_space, config)
+        crops = np.stack([warp_to_srgb(rgb, m, (IRIS_SIZE, IRIS_SIZE), plate_space, config, origin=origin)
                           for m in matrices])
         if self.iris_batched:
             iris = self.iris.run([self._iris_out], {self._iris_in: _nchw(crops)})[0]
@@ -246,6 +238,12 @@ class LandmarkModels:
                   config: str = colour.DEFAULT_CONFIG) -> LandmarkResult:
         """478 points for the face in ``roi``; iris points are skipped (eye centres) when presence is low."""
         mesh, presence = self.mesh_points(rgb, roi, origin, plate_space, config)
+        return self.with_iris(rgb, mesh, presence, roi, origin, plate_space, config)
+
+    def with_iris(self, rgb: np.ndarray, mesh: np.ndarray, presence: float, roi: Roi,
+                  origin: tuple[float, float] = (0.0, 0.0), plate_space: str = colour.DEFAULT_PLATE_SPACE,
+                  config: str = colour.DEFAULT_CONFIG) -> LandmarkResult:
+        """``landmarks`` for a mesh ``mesh_points`` already found in ``roi``: adds the iris points."""
         if self.iris is not None and presence >= PRESENCE_THRESHOLD:
             iris = self.iris_points(rgb, mesh, origin, plate_space, config)
         else:

@@ -26,6 +26,7 @@ from typing import Any, Optional, Union
 import onnx
 
 from . import __version__
+from .atomic import atomic_write_bytes
 from .colour import DEFAULT_CONFIG
 from .errors import ModelFileError
 
@@ -176,16 +177,7 @@ def stamp(
 
 def save(model: onnx.ModelProto, path: PathLike) -> Path:
     """Write ``model`` atomically (temporary file in the target folder, then a rename)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(model.SerializeToString())
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return target
+    return atomic_write_bytes(path, model.SerializeToString())
 
 
 def load_proto(path: PathLike) -> onnx.ModelProto:

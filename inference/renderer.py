@@ -186,26 +186,14 @@ class FrameRenderer:
             out[y0:y1, x0:x1] = values[y0 - hy:y1 - hy, x0 - hx:x1 - hx]
         return out
 
-    def _roi(self, face: Face, plate: Plate) -> tuple[int, int, int, int]:
-        """Array rows/cols holding the crop square plus the feather margin, clipped to the array."""
-        res = self.info.resolution
-        inv = align.invert(align.crop_matrix(face.transform, res, self.info.coverage))
-        corners = align.apply(inv, np.array([[0, 0], [res, 0], [0, res], [res, res]], np.float64))
-        corners -= np.asarray(plate.origin, np.float64)
-        h, w = plate.shape
-        x0 = int(np.clip(np.floor(corners[:, 0].min()) - self.margin, 0, w))
-        x1 = int(np.clip(np.ceil(corners[:, 0].max()) + self.margin, 0, w))
-        y0 = int(np.clip(np.floor(corners[:, 1].min()) - self.margin, 0, h))
-        y1 = int(np.clip(np.ceil(corners[:, 1].max()) + self.margin, 0, h))
-        return y0, y1, x0, x1
-
     def _crop(self, job: Job) -> None:
         assert job.plate is not None
         face = self.track.face(job.frame, self.settings.face)
         if face is None:
             job.status = layers.NO_FACE
             return
-        y0, y1, x0, x1 = self._roi(face, job.plate)
+        y0, y1, x0, x1 = align.crop_region(face.transform, self.info.resolution, self.info.coverage,
+                                           job.plate.origin, job.plate.shape, self.margin)
         if y1 - y0 < 2 or x1 - x0 < 2:
             job.status = layers.NO_FACE
             job.note["reason"] = "face outside the data window"
@@ -232,44 +220,58 @@ class FrameRenderer:
         plate = job.plate
         assert plate is not None
         stored, plate_channels, like = _stored(plate)
-        dtype = stored.dtype
+        dtype = stored.dtype  # the buffers' (float32 for a plate of mixed precision)
+        stored_formats = exr_io.channel_dtypes(like)
+        # new pixels (beauty, FaceGraft layers) are half when the plate's RGB is
+        rgb_half = all(stored_formats[plate_channels.index(c)] == np.float16 for c in ("R", "G", "B"))
+        new_format: type = np.float16 if rgb_half else np.float32
         names = layers.channels(plate_channels, self.settings.groups)
         has_alpha = "A" in plate_channels
         sources: list[tuple[str, Any]] = []
+        formats: list[type] = []  # per output channel: a plate channel keeps its stored precision
         for name in names:
             if name in layers.FACEGRAFT:
                 held = name == "matte.holdout" and job.holdout is not None
                 sources.append(("plane", job.holdout) if held else ("const", 0.0))
+                formats.append(new_format)
             elif name == "A" and not has_alpha:
                 sources.append(("const", 1.0))
+                formats.append(new_format)
             else:
                 sources.append(("copy", plate_channels.index(name)))
+                formats.append(stored_formats[plate_channels.index(name)])
         out = FrameOutput(_runs(sources), stored, len(names), dtype)
         if job.face is not None and swap is not None and mask is not None:
             y0, y1, x0, x1 = job.roi
             block = np.empty((y1 - y0, x1 - x0, len(names)), dtype)
             out.fill(block, y0, y1, x0, x1)
-            self._paste(job, swap, mask, block, {n: i for i, n in enumerate(names)}, has_alpha)
+            index = {n: i for i, n in enumerate(names)}
+            alpha_format = formats[index["A"]] if has_alpha else new_format
+            self._paste(job, swap, mask, block, index, has_alpha, new_format, alpha_format)
             out.roi, out.block = job.roi, block
         attrs = layers.attributes(self.info.content_hash, os.path.basename(self.model.path),
                                   self.settings.params(), job.status, **job.note)
-        spec = exr_io.make_spec(like, names, dtype.type, attrs, self.settings.compression)
+        spec = exr_io.make_spec(like, names, dtype.type, attrs, self.settings.compression, formats=formats)
         if like.getattribute("DateTime") is None:
             spec.attribute("DateTime", "")  # else OpenImageIO stamps the time of writing: bytes would vary
         out.spec = spec
         return out
 
     def _paste(self, job: Job, swap: np.ndarray, mask: np.ndarray, block: np.ndarray,
-               index: dict[str, int], has_alpha: bool) -> None:
+               index: dict[str, int], has_alpha: bool, new_format: type = np.float16,
+               alpha_format: type = np.float16) -> None:
         """Composite the face into ``block`` (all output channels over ``job.roi``, filled with
-        what the frame holds off the face) and fill the FaceGraft layers there."""
+        what the frame holds off the face) and fill the FaceGraft layers there.
+
+        New pixels are rounded to the precision they are stored in (``new_format`` for the beauty
+        RGB and the FaceGraft layers, ``alpha_format`` for A) before they go into ``block``, so
+        the encoder's conversion of a float32 buffer to per-channel half is exact."""
         plate, face, info, s = job.plate, job.face, self.info, self.settings
         assert plate is not None and face is not None and job.crop is not None
         res, cov = info.resolution, info.coverage
         y0, y1, x0, x1 = job.roi
         roi_shape = (y1 - y0, x1 - x0)
         roi_origin = (plate.origin[0] + x0, plate.origin[1] + y0)
-        dtype = block.dtype
 
         # colour match in model space, inside the model mask x mesh matte of the crop
         swap_face = swap.transpose(1, 2, 0)
@@ -288,11 +290,11 @@ class FrameRenderer:
         pts_roi = np.asarray(face.landmarks[:, :2], np.float64) - np.asarray(roi_origin, np.float64)
         mesh_roi = mattes.face_matte(pts_roi, roi_shape, s.forehead)
         raw = np.clip(mask_roi, 0.0, 1.0) * mesh_roi * footprint
-        alpha = blend.shape_matte(raw, s.erode, s.feather) * footprint
+        alpha = mattes.erode_feather(raw, s.erode, s.feather) * footprint
         if job.holdout is not None:
             alpha *= 1.0 - job.holdout[y0:y1, x0:x1]
         # quantise the matte to the output precision first: "matte == 0" then means "plate pixel"
-        alpha = np.clip(alpha, 0.0, 1.0).astype(dtype).astype(np.float32)
+        alpha = np.clip(alpha, 0.0, 1.0).astype(new_format).astype(np.float32)
         inside = alpha > 0
 
         plate_roi = colour.sanitize(plate.rgb[y0:y1, x0:x1])
@@ -305,20 +307,20 @@ class FrameRenderer:
         composite = premult + plate_roi * (1.0 - a3)
 
         rgb = block[..., index["R"]:index["B"] + 1]
-        rgb[...] = np.where(inside[..., None], composite.astype(dtype), rgb)
+        rgb[...] = np.where(inside[..., None], composite.astype(new_format), rgb)
         if has_alpha:
             plate_a = block[..., index["A"]]
-            merged = (alpha + np.nan_to_num(plate_a.astype(np.float32), nan=0.0) * (1.0 - alpha)).astype(dtype)
+            merged = (alpha + np.nan_to_num(plate_a.astype(np.float32), nan=0.0) * (1.0 - alpha)).astype(alpha_format)
             plate_a[...] = np.where(inside, merged, plate_a)
         if "swap.R" in index:
-            block[..., index["swap.R"]:index["swap.B"] + 1] = np.where(inside[..., None], premult, 0.0).astype(dtype)
-            block[..., index["swap.A"]] = alpha.astype(dtype)
+            block[..., index["swap.R"]:index["swap.B"] + 1] = np.where(inside[..., None], premult, 0.0).astype(new_format)
+            block[..., index["swap.A"]] = alpha.astype(new_format)
         if "matte.face" in index:
-            block[..., index["matte.face"]] = raw.astype(dtype)
+            block[..., index["matte.face"]] = raw.astype(new_format)
         if "stmap.R" in index:
-            st_s, st_t = _stmap(face.transform, res, cov, roi_shape, roi_origin)
-            block[..., index["stmap.R"]] = st_s.astype(dtype)
-            block[..., index["stmap.G"]] = st_t.astype(dtype)
+            st_s, st_t = align.stmap_planes(face.transform, res, cov, roi_shape, roi_origin)
+            block[..., index["stmap.R"]] = st_s.astype(new_format)
+            block[..., index["stmap.G"]] = st_t.astype(new_format)
 
 
 _Run = tuple[int, int, str, Any]  # first output channel, count, kind (copy/const/plane), source
@@ -417,18 +419,6 @@ def _stored(plate: Plate) -> tuple[np.ndarray, list[str], Any]:
     return np.asarray(plate.rgb, np.float32), ["R", "G", "B"], spec
 
 
-def _stmap(transform: np.ndarray, res: int, coverage: str, shape: tuple[int, int],
-           origin: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """``align.stmap`` as two broadcast float32 planes (cheap at UHD)."""
-    h, w = shape
-    m = align.crop_matrix(transform, res, coverage) / res
-    xs = np.arange(w, dtype=np.float64) + origin[0] + 0.5
-    ys = np.arange(h, dtype=np.float64) + origin[1] + 0.5
-    s = (m[0, 0] * xs)[None, :].astype(np.float32) + (m[0, 1] * ys + m[0, 2])[:, None].astype(np.float32)
-    t = (-m[1, 0] * xs)[None, :].astype(np.float32) + (1.0 - m[1, 1] * ys - m[1, 2])[:, None].astype(np.float32)
-    return s, t
-
-
 def remove_stale_temps(out: SequencePattern, frames: list[int]) -> int:
     """Delete temporary files a killed render left for ``frames`` (exr_io's ``.NAME.*.tmp.EXT``)."""
     removed = 0
@@ -441,6 +431,15 @@ def remove_stale_temps(out: SequencePattern, frames: list[int]) -> int:
             except OSError:
                 pass
     return removed
+
+
+def _same_file(out_path: str, source: FrameSource, frame: int) -> bool:
+    """True when ``out_path`` is the plate's own file for ``frame`` (however either is spelled:
+    ``./``, ``..``, ``####`` or ``%04d``, symbolic links)."""
+    plate_path = source.path(frame) if isinstance(source, SequenceSource) else getattr(source, "name", None)
+    if not plate_path:
+        return False
+    return os.path.realpath(out_path) == os.path.realpath(plate_path)
 
 
 def _fallback_frame(renderer: FrameRenderer, frame: int) -> Optional[Plate]:
@@ -480,7 +479,7 @@ def render_shot(
     track.require_frames(wanted, track_path)
     renderer = FrameRenderer(source, track, model, out, settings, report.timings)
     pattern = renderer.out
-    if pattern.pattern == getattr(source, "name", None):
+    if wanted and _same_file(pattern.path(wanted[0]), source, wanted[0]):
         raise FaceGraftError("--out is the plate itself", path=out, hint="write the render to its own folder")
     if overwrite:
         todo = list(wanted)
@@ -537,8 +536,10 @@ def render_shot(
                 progress.update(1, frame=job.frame, status="skipped")
             return
         held = job.plate if job.plate is not None else _fallback_frame(renderer, job.frame)
-        if held is None:
+        if held is None:  # no readable plate frame to show: nothing can be written
             report.skipped.append(job.frame)
+            if progress is not None:
+                progress.update(1, frame=job.frame, status="skipped")
             return
         note: dict[str, Any] = {"hold_reason": error.message}
         if job.plate is None:

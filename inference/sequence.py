@@ -10,7 +10,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Union
 
 import fileseq
 
@@ -90,8 +90,9 @@ def format_frames(frames: Iterable[int]) -> str:
     return str(fileseq.FrameSet(values)) if values else ""
 
 
-def resolve_frames(seq: SequencePattern, spec: Optional[str] = None) -> list[int]:
-    """The frames to process: ``spec`` if given, else all on disk; every one must exist.
+def resolve_frames(seq: SequencePattern, spec: Union[str, Iterable[int], None] = None) -> list[int]:
+    """The frames to process: ``spec`` (range text, or frame numbers already parsed) if given,
+    else all on disk; every one must exist.
 
     Raises a FaceGraftError listing the missing frame numbers, or saying that nothing matched.
     """
@@ -103,8 +104,12 @@ def resolve_frames(seq: SequencePattern, spec: Optional[str] = None) -> list[int
             raise FaceGraftError(f"no frames found: {reason}", path=seq.pattern,
                                  hint="check the path and the padding (#### is four digits, # one digit)")
         frames = list(range(existing[0], existing[-1] + 1))
-    else:
+    elif isinstance(spec, str):
         frames = parse_frames(spec)
+    else:
+        frames = sorted(set(int(f) for f in spec))
+        if not frames:
+            raise FaceGraftError("the frame range is empty", path=seq.pattern)
     have = set(existing)
     missing = [f for f in frames if f not in have]
     if missing:

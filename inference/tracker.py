@@ -138,8 +138,8 @@ class FrameTracker:
         if presence < PRESENCE_THRESHOLD:
             return None
         result = self.models.landmarks(rgb, roi_from_landmarks(mesh), origin, plate_space, config)
-        if result.presence < PRESENCE_THRESHOLD:
-            result = self.models.landmarks(rgb, roi, origin, plate_space, config)
+        if result.presence < PRESENCE_THRESHOLD:  # the refined ROI lost it: keep the first pass's mesh
+            result = self.models.with_iris(rgb, mesh, presence, roi, origin, plate_space, config)
         return self._observe(index, result, det.score)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -16,6 +15,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import __version__
+from .atomic import atomic_write_text
 from .errors import FaceGraftError
 
 SCHEMA = "facegraft.track"
@@ -161,16 +161,8 @@ def from_json(data: dict[str, Any], path: Optional[str] = None) -> ShotTrack:
 
 def save_track(track: ShotTrack, path: Union[str, Path]) -> None:
     """Write atomically (temporary file in the same folder, then rename)."""
-    target = Path(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(to_json(track), handle, separators=(",", ":"))
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise FaceGraftError(f"cannot write the track file ({exc.strerror or exc})", path=str(target),
-                             hint="check the folder exists and is writable, and the disk has space") from exc
+    atomic_write_text(path, json.dumps(to_json(track), separators=(",", ":")),
+                      hint="check the folder exists and is writable, and the disk has space")
 
 
 def load_track(path: Union[str, Path]) -> ShotTrack:

@@ -13,6 +13,7 @@ from typing import Any, Union
 
 import torch
 
+from facegraft.inference.atomic import atomic_path
 from facegraft.inference.errors import FaceGraftError
 
 FORMAT = "facegraft-checkpoint"
@@ -32,12 +33,10 @@ def checkpoint_path(run: PathLike) -> Path:
 def save_checkpoint(run: PathLike, state: dict[str, Any]) -> Path:
     """Write ``state`` atomically, keeping the one before as ``checkpoint.prev.pt``."""
     path = checkpoint_path(run)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
-    if path.exists():
-        os.replace(path, path.with_name(PREVIOUS))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
+        if path.exists():
+            os.replace(path, path.with_name(PREVIOUS))
     return path
 
 

@@ -56,7 +56,7 @@ def preview(plate: str, render: str, frames: list[int], out: Path, plate_space: 
     import cv2
     from PIL import Image
 
-    from .faceset import grid, write_png
+    from facegraft.inference import contact_sheet
 
     plate_seq, render_seq = SequencePattern(plate), SequencePattern(render)
     pairs = []
@@ -67,7 +67,9 @@ def preview(plate: str, render: str, frames: list[int], out: Path, plate_space: 
     picks = np.unique(np.linspace(0, len(pairs) - 1, min(6, len(pairs))).round().astype(int))
     small = [(cv2.resize(a, (320, 180), interpolation=cv2.INTER_AREA), cv2.resize(b, (320, 180), interpolation=cv2.INTER_AREA))
              for a, b in (pairs[i] for i in picks)]
-    sheet = write_png(out / "contact_sheet.png", grid([a for a, _ in small] + [b for _, b in small], columns=len(small)))
+    cells = [a for a, _ in small] + [b for _, b in small]
+    sheet = contact_sheet.write_png(out / "contact_sheet.png",
+                                    contact_sheet.sheet(cells, columns=len(small), gap=2, background=24), rgb=True)
     gif = out / "preview.gif"
     images = [Image.fromarray(np.concatenate([a, b], axis=1)) for a, b in pairs]
     images[0].save(gif, save_all=True, append_images=images[1:], duration=1000 // 24, loop=0)
@@ -114,7 +116,7 @@ def run_demo(out: Path, *, steps: int = 600, frames: int = 48, res: int = 64, wi
         report = extract(plates[name], identity=name, out=folder, res=res, track=tracks[name], json_progress=json_lines)
         facesets[name] = report.faceset.path
         say(f"      {name}: {len(report.faceset)} faces ({report.duplicates} near duplicates, "
-            f"{len(report.flagged)} occluded or unsure left out)", json_lines)
+            f"{len(report.flagged)} low-confidence left out)", json_lines)
     _done(start, json_lines)
 
     start = _stage(4, f"train a {res} px comb model for {steps} steps on the CPU", json_lines)

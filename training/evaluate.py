@@ -24,7 +24,7 @@ from typing import Any, Optional, Union
 import cv2
 import numpy as np
 
-from facegraft.inference import colour, mattes, modelfile
+from facegraft.inference import colour, contact_sheet, mattes, modelfile
 from facegraft.inference.errors import FaceGraftError
 from facegraft.inference.frames import open_source
 from facegraft.inference.progress import Progress, say
@@ -32,7 +32,7 @@ from facegraft.inference.runtime import create_session
 from facegraft.inference.trackfile import load_track
 
 from .extract import model_crop
-from .faceset import grid, open_faceset, to_srgb, write_png
+from .faceset import open_faceset, to_srgb
 
 PathLike = Union[str, Path]
 DLIB_CHIP = 150
@@ -289,6 +289,10 @@ def evaluate(
     return report
 
 
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    contact_sheet.write_png(path, rgb, rgb=True)
+
+
 def _write(report: Report, out: Path, plate_crops: np.ndarray, swaps: np.ndarray, space: str, config: str) -> None:
     (out / "report.json").write_text(json.dumps(report.as_dict(), indent=1))
     frames = report.frames
@@ -297,13 +301,13 @@ def _write(report: Report, out: Path, plate_crops: np.ndarray, swaps: np.ndarray
         series = {"swap to plate face": pf["identity_swap_to_target"]}
         if "identity_swap_to_source" in pf:
             series["swap to source"] = pf["identity_swap_to_source"]
-        write_png(out / "identity.png", line_plot(series, frames, "identity distance (dlib; < 0.6 same person)"))
+        _write_png(out / "identity.png", line_plot(series, frames, "identity distance (dlib; < 0.6 same person)"))
     if "expression_nme" in pf:
-        write_png(out / "expression.png", line_plot({"NME": pf["expression_nme"]}, frames,
+        _write_png(out / "expression.png", line_plot({"NME": pf["expression_nme"]}, frames,
                                                     "expression: landmark error / eye distance"))
     if "flicker_swap" in pf:
-        write_png(out / "flicker.png", line_plot({"swap": pf["flicker_swap"], "plate": pf["flicker_plate"]}, frames,
+        _write_png(out / "flicker.png", line_plot({"swap": pf["flicker_swap"], "plate": pf["flicker_plate"]}, frames,
                                                  "frame-to-frame change inside the face matte"))
     picks = np.unique(np.linspace(0, len(frames) - 1, min(8, len(frames))).round().astype(int))
     tiles = list(to_srgb(np.concatenate([plate_crops[picks], swaps[picks]]), space, config))
-    write_png(out / "swaps.png", grid(tiles, columns=len(picks)))
+    _write_png(out / "swaps.png", contact_sheet.sheet(tiles, columns=len(picks), gap=2, background=24))

@@ -6,9 +6,10 @@ sanitised, then converted to the model's colour space. A model therefore sees at
 the crops it was trained on. Extract at the resolution you train at for bit-identical crops
 (a faceset at a higher resolution is resized down when training, which is close but not exact).
 
-Faces flagged ``occluded`` or ``low_confidence`` by the tracker are left out by default (a hand
-over the face teaches the model the hand), and so are near-duplicate frames (landmarks that
-barely moved since the last kept face).
+Faces the tracker flagged ``low_confidence`` (FaceMesh unsure: profile, heavy blur, partial
+occlusion) are left out by default, and so are near-duplicate frames (landmarks that barely moved
+since the last kept face). The tracker does not see hands or objects in front of a face: a hand
+over the face teaches the model the hand, so leave such frames out with ``--frames``.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from facegraft.inference.trackfile import Face, ShotTrack, load_track, save_trac
 from .faceset import DEFAULT_MIN_MOTION, MATTE_NAMES, Faceset, FacesetWriter
 
 RENDER_MARGIN = 4  # the renderer's crop region margin at default erode/feather
-SKIPPED_FLAGS = ("occluded", "low_confidence")
+SKIPPED_FLAGS = ("low_confidence", "occluded")  # the tracker sets only low_confidence; occluded is for edited track files
 
 PathLike = Union[str, Path]
 
@@ -44,25 +45,12 @@ class ExtractReport:
     track_path: Optional[str] = None
 
 
-def crop_region(plate: Plate, face: Face, res: int, coverage: str, margin: int = RENDER_MARGIN) -> tuple[int, int, int, int]:
-    """Array rows/cols ``(y0, y1, x0, x1)`` the renderer reads the crop from (crop square + margin)."""
-    inv = align.invert(align.crop_matrix(face.transform, res, coverage))
-    corners = align.apply(inv, np.array([[0, 0], [res, 0], [0, res], [res, res]], np.float64))
-    corners -= np.asarray(plate.origin, np.float64)
-    h, w = plate.shape
-    x0 = int(np.clip(np.floor(corners[:, 0].min()) - margin, 0, w))
-    x1 = int(np.clip(np.ceil(corners[:, 0].max()) + margin, 0, w))
-    y0 = int(np.clip(np.floor(corners[:, 1].min()) - margin, 0, h))
-    y1 = int(np.clip(np.ceil(corners[:, 1].max()) + margin, 0, h))
-    return y0, y1, x0, x1
-
-
 def model_crop(plate: Plate, face: Face, res: int, coverage: str, to_model: colour.Converter) -> Optional[np.ndarray]:
     """The model's input for this face, ``[res, res, 3]`` in model space, made as the renderer makes it.
 
     None when the crop square misses the plate's data window (the renderer skips such frames).
     """
-    y0, y1, x0, x1 = crop_region(plate, face, res, coverage)
+    y0, y1, x0, x1 = align.crop_region(face.transform, res, coverage, plate.origin, plate.shape, RENDER_MARGIN)
     if y1 - y0 < 2 or x1 - x0 < 2:
         return None
     crop = align.crop(plate.rgb, face.transform, res, coverage, origin=plate.origin, interpolation="cubic")

@@ -28,7 +28,8 @@ from typing import Any, Optional, Union
 import cv2
 import numpy as np
 
-from facegraft.inference import colour
+from facegraft.inference import colour, contact_sheet
+from facegraft.inference.atomic import atomic_write_text
 from facegraft.inference.errors import FaceGraftError
 
 FORMAT = "facegraft-faceset"
@@ -129,9 +130,7 @@ def open_faceset(path: PathLike, *, allow_empty: bool = False) -> Faceset:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=1))
 
 
 class FacesetWriter:
@@ -231,27 +230,6 @@ def to_srgb(faces: np.ndarray, colorspace: str, config: str) -> np.ndarray:
     return colour.to_display_uint8(np.asarray(faces, np.float32), colorspace, config, tone_map=True)
 
 
-def grid(tiles: list[np.ndarray], columns: int, pad: int = 2) -> np.ndarray:
-    """Tiles (same shape, uint8 RGB) on a dark grid."""
-    h, w = tiles[0].shape[:2]
-    rows = (len(tiles) + columns - 1) // columns
-    sheet = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, 3), 24, np.uint8)
-    for i, tile in enumerate(tiles):
-        r, c = divmod(i, columns)
-        sheet[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = tile
-    return sheet
-
-
-def write_png(path: PathLike, rgb: np.ndarray) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise FaceGraftError("could not write the PNG", path=str(path), hint="check the folder is writable")
-    os.replace(tmp, path)
-    return path
-
-
 def write_contact_sheet(fs: Faceset, path: PathLike, count: int = 64, tile: int = 96) -> Path:
     """An sRGB contact sheet of up to ``count`` faces spread over the faceset, matte outline in green."""
     picks = np.unique(np.linspace(0, len(fs) - 1, min(count, len(fs))).round().astype(int))
@@ -266,4 +244,4 @@ def write_contact_sheet(fs: Faceset, path: PathLike, count: int = 64, tile: int 
         cv2.putText(picture, str(fs.entries[i]["frame"]), (3, tile - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.3,
                     (255, 255, 255), 1, cv2.LINE_AA)
         tiles.append(picture)
-    return write_png(path, grid(tiles, columns=8))
+    return contact_sheet.write_png(path, contact_sheet.sheet(tiles, columns=8, gap=2, background=24), rgb=True)

@@ -31,7 +31,7 @@ from .preview import preview_batches, write_preview
 class TrainConfig:
     facesets: list[str]
     out: str
-    res: int = 128
+    res: Optional[int] = None  # None: the facesets' own resolution (they must agree)
     steps: int = 100_000
     batch: int = 8  # faces per identity per step
     width: int = 32
@@ -96,6 +96,16 @@ def _faceset_summary(data: dict[str, IdentityData]) -> list[dict]:
     return [{"identity": name, "path": str(fs.path), "count": len(fs)} for name, d in data.items() for fs in d.facesets]
 
 
+def faceset_resolution(data: dict[str, IdentityData]) -> int:
+    """The one resolution of every faceset, for a run that gives no ``res``."""
+    found = {fs.resolution: fs for d in data.values() for fs in d.facesets}
+    if len(found) != 1:
+        listing = ", ".join(f"{fs.path} is {r} px" for r, fs in sorted(found.items()))
+        raise FaceGraftError(f"the facesets have different resolutions ({listing})",
+                             hint="pass --res to train at one size, or extract every faceset at the same --res")
+    return next(iter(found))
+
+
 def train(cfg: TrainConfig) -> TrainResult:
     """Train (or continue training) a comb model on the facesets; returns where it stopped."""
     run = Path(cfg.out)
@@ -119,13 +129,14 @@ def train(cfg: TrainConfig) -> TrainResult:
             raise FaceGraftError(
                 f"the checkpoint was trained on {', '.join(net_cfg.identities)} but the facesets are of {', '.join(names)}",
                 path=str(checkpoint_path(run)), hint="resume with the facesets the run started with")
-        if cfg.res != net_cfg.res or cfg.width != net_cfg.width:
+        if (cfg.res is not None and cfg.res != net_cfg.res) or cfg.width != net_cfg.width:
             say(f"resuming at the checkpoint's resolution {net_cfg.res} and width {net_cfg.width}", cfg.json_progress)
         if state.get("facesets") != _faceset_summary(data):
             say("warning: the facesets changed since the checkpoint; sampling will differ from an uninterrupted run",
                 cfg.json_progress)
     else:
-        net_cfg = NetConfig(res=cfg.res, width=cfg.width, latent=cfg.latent, identities=names)
+        res = cfg.res if cfg.res is not None else faceset_resolution(data)
+        net_cfg = NetConfig(res=res, width=cfg.width, latent=cfg.latent, identities=names)
     torch.manual_seed(cfg.seed)
     net = CombNet(net_cfg, minimum_res=cfg.min_res).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
@@ -148,6 +159,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     aug, weights = AugmentConfig(), LossWeights(ms_ssim=cfg.ms_ssim)
     run.mkdir(parents=True, exist_ok=True)
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("resume", "json_progress")}
+    settings["res"] = res  # as trained, also when the facesets chose it
     (run / "train.json").write_text(json.dumps({"net": net_cfg.as_dict(), "train": settings,
                                                 "facesets": _faceset_summary(data)}, indent=1))
     fixed = preview_batches(data, res)

@@ -6,8 +6,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facegraft.inference import contact_sheet
+
 from .data import IdentityData
-from .faceset import grid, to_srgb, write_png
+from .faceset import to_srgb
 from .network import CombNet
 
 
@@ -38,8 +40,8 @@ def render_preview(net: CombNet, faces: dict[str, torch.Tensor], colorspace: str
                 tiles.append(column[i].float().permute(1, 2, 0).cpu().numpy())
     net.train(was_training)
     pictures = to_srgb(np.stack(tiles), colorspace, config)
-    return grid(list(pictures), columns=1 + len(names))
+    return contact_sheet.sheet(list(pictures), columns=1 + len(names), gap=2, background=24)
 
 
 def write_preview(net: CombNet, faces: dict[str, torch.Tensor], colorspace: str, config: str, path: Path) -> Path:
-    return write_png(path, render_preview(net, faces, colorspace, config))
+    return contact_sheet.write_png(path, render_preview(net, faces, colorspace, config), rgb=True)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_colour, add_frames, add_json_progress
+from ..colour import DEFAULT_MODEL_SPACE
+from ._common import add_colour, add_frames, add_json_progress, smooth_strength
 
 NAME = "extract"
 HELP = "cut aligned face crops of one person into a faceset for training"
@@ -25,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="EXR plate pattern (plates/sh010.####.exr) or a video file")
     parser.add_argument("--identity", required=True, help="name of the person (the decoder of the model is named so)")
     parser.add_argument("--out", required=True, help="faceset folder (created, or appended to)")
-    parser.add_argument("--res", type=int, default=256, help="crop size in pixels (default 256; extract at the size you train at)")
+    parser.add_argument("--res", type=int, default=256,
+                        help="crop size in pixels, 16 to 2048 (default 256); extract at the size you train at: "
+                             "`facegraft train` takes a power of two 64-1024 and by default the facesets' size")
     parser.add_argument("--coverage", default="whole_face", choices=("face", "whole_face", "head"),
                         help="how much around the face a crop holds (default whole_face)")
     add_frames(parser)
@@ -33,11 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--in-colorspace", default=None, metavar="SPACE",
                         help="colour space of a video or display-referred stills (default 'sRGB - Texture')")
     parser.add_argument("--track", default=None, metavar="FGTRACK", help="use this track file instead of tracking again")
-    parser.add_argument("--smooth", type=float, default=0.5, help="landmark smoothing when tracking (default 0.5)")
+    parser.add_argument("--smooth", type=smooth_strength, default=0.5, metavar="0..1",
+                        help="landmark smoothing when tracking, 0 = off (default 0.5)")
     parser.add_argument("--min-motion", type=float, default=0.001,
                         help="drop a face whose landmarks moved less than this fraction of the crop since the last kept one")
-    parser.add_argument("--keep-flagged", action="store_true", help="keep faces the tracker flagged occluded or low confidence")
-    add_colour(parser, model_space=True)
+    parser.add_argument("--keep-flagged", action="store_true",
+                        help="keep faces the tracker flagged low confidence (left out by default)")
+    add_colour(parser, model_space=True,
+               model_space_default=f"{DEFAULT_MODEL_SPACE}; appending to a faceset needs the faceset's own")
     add_json_progress(parser)
 
 

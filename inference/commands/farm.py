@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_frames
+from ._common import add_frames, smooth_strength
 
 NAME = "farm"
 HELP = "submit a shot to a render farm (Open Job Description, OpenCue, Deadline)"
@@ -32,14 +32,15 @@ def add_shot_options(parser: argparse.ArgumentParser) -> None:
     """Options passed through to `facegraft track` and `facegraft render` (their defaults apply when unset)."""
     group = parser.add_argument_group("passed to track and render")
     group.add_argument("--face", default=None, help="which face to track: largest, or a track id")
-    group.add_argument("--smooth", type=float, default=None, help="track smoothing strength")
+    group.add_argument("--smooth", type=smooth_strength, default=None, metavar="0..1",
+                       help="track smoothing strength, 0 = off")
     group.add_argument("--device", choices=RENDER_CHOICES["device"], default=None, help="inference device")
     group.add_argument("--plate-colorspace", default=None, metavar="SPACE", help="colour space of the plate")
     group.add_argument("--ocio-config", default=None, metavar="CONFIG", help="OCIO config file or URI")
     group.add_argument("--color-match", choices=RENDER_CHOICES["color_match"], default=None)
     group.add_argument("--blend", choices=RENDER_CHOICES["blend"], default=None)
-    group.add_argument("--erode", type=int, default=None, help="matte erode (pixels)")
-    group.add_argument("--feather", type=int, default=None, help="matte feather (pixels)")
+    group.add_argument("--erode", type=float, default=None, metavar="PX", help="matte erode (plate pixels; negative grows)")
+    group.add_argument("--feather", type=float, default=None, metavar="PX", help="matte feather (plate pixels)")
     group.add_argument("--on-error", choices=RENDER_CHOICES["on_error"], default=None,
                        help="what render does with a frame it cannot process")
     group.add_argument("--holdout", default=None, metavar="PATTERN",

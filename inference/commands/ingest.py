@@ -6,6 +6,7 @@ Examples:
   facegraft ingest scans/shot.%04d.png plates/shot.####.exr --in-colorspace "sRGB - Texture"
 
 Frames are written as half-float EXR (ZIP) in --plate-colorspace; frames already on disk are kept.
+A video is numbered from --start; an image sequence keeps its own frame numbers.
 """
 from __future__ import annotations
 
@@ -23,8 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", help="output EXR pattern, e.g. plates/clip.####.exr")
     parser.add_argument("--in-colorspace", default="sRGB - Texture",
                         help="colour space of the source pixels (default: 'sRGB - Texture')")
-    parser.add_argument("--start", type=int, default=1001, help="frame number of the first frame (default 1001)")
-    parser.add_argument("--frames", default=None, help="output frames to write, e.g. 1001-1024 (default: all)")
+    parser.add_argument("--start", type=int, default=1001,
+                        help="videos and stills only: frame number of the first frame (default 1001); "
+                             "an image sequence keeps its own frame numbers")
+    parser.add_argument("--frames", default=None,
+                        help="output frames to write, e.g. 1001-1024 (default: all); every one must be in the source")
     parser.add_argument("--compression", default="zip", help="EXR compression: zip, piz, dwaa, none… (default zip)")
     parser.add_argument("--overwrite", action="store_true", help="rewrite frames that already exist")
     add_colour(parser)

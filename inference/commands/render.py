@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         progress.close()
     summary = renderer.report_json(report)
     if quiet:
-        emit("summary", stage="render", **summary)
+        emit("result", stage="render", **summary)
     else:
         say(f"rendered {report.written} frame(s) to {args.out}"
             + (f"; {len(report.existing)} already done" if report.existing else ""), quiet)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from ._common import add_colour, add_frames, add_json_progress
+from ._common import add_colour, add_frames, add_json_progress, smooth_strength
 
 NAME = "track"
 HELP = "detect and track faces over a shot; write the shot track (.fgtrack.json)"
@@ -25,20 +25,13 @@ if TYPE_CHECKING:
     from ..trackfile import ShotTrack
 
 
-def _strength(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"--smooth must be between 0 and 1, got {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("plate", metavar="PLATE", help="plate sequence (plate.####.exr) or a video file")
     parser.add_argument("--out", required=True, metavar="TRACK", help="track file to write (e.g. sh010.fgtrack.json)")
     add_frames(parser)
     parser.add_argument("--face", default="largest", metavar="largest|ID",
                         help="target face: 'largest' (largest mean size over the shot) or a track id (default: largest)")
-    parser.add_argument("--smooth", type=_strength, default=0.5, metavar="0..1",
+    parser.add_argument("--smooth", type=smooth_strength, default=0.5, metavar="0..1",
                         help="landmark smoothing strength, zero-phase over the shot; 0 = off (default: 0.5)")
     parser.add_argument("--redetect", type=int, default=12, metavar="N",
                         help="search the whole frame for new faces every N frames (default: 12)")

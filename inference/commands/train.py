@@ -5,7 +5,7 @@ Checkpoints, preview grids (face / rebuilt / swapped) and TensorBoard scalars go
 --resume continues a stopped run exactly where it stopped.
 
 Examples:
-  facegraft train --faceset facesets/actor --faceset facesets/double --out runs/sh010 --res 128
+  facegraft train --faceset facesets/actor --faceset facesets/double --out runs/sh010
   facegraft train --faceset facesets/actor --faceset facesets/double --out runs/sh010 --steps 200000 --resume
   tensorboard --logdir runs/sh010/tensorboard
 """
@@ -23,7 +23,9 @@ ORDER = 51
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--faceset", action="append", required=True, metavar="FOLDER", help="a faceset folder (repeat)")
     parser.add_argument("--out", required=True, help="run folder: checkpoint, previews, tensorboard")
-    parser.add_argument("--res", type=int, default=128, help="model resolution, power of two 64-1024 (default 128)")
+    parser.add_argument("--res", type=int, default=None,
+                        help="model resolution, power of two 64-1024 (default: the facesets' resolution, "
+                             "which must then be the same for all)")
     parser.add_argument("--steps", type=int, default=100_000, help="train until this step (default 100000)")
     parser.add_argument("--batch", type=int, default=8, help="faces per identity per step (default 8)")
     parser.add_argument("--width", type=int, default=32, help="network width: channels at full resolution (default 32)")

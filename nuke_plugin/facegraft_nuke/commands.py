@@ -23,8 +23,8 @@ class Settings(NamedTuple):
     smoothing: float = 0.5
     plate_colorspace: str = ""
     ocio_config: str = ""
-    erode: int = 4
-    feather: int = 12
+    erode: float = 4
+    feather: float = 12
     color_match: str = "rct"
     blend: str = "alpha"
     device: str = "auto"
@@ -71,7 +71,7 @@ def track_argv(settings: Settings) -> List[str]:
 def _render_options(settings: Settings) -> List[str]:
     return [
         "--color-match", settings.color_match, "--blend", settings.blend,
-        "--erode", str(int(settings.erode)), "--feather", str(int(settings.feather)), "--on-error", settings.on_error,
+        "--erode", _number(settings.erode), "--feather", _number(settings.feather), "--on-error", settings.on_error,
     ]
 
 

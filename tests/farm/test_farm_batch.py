@@ -13,7 +13,8 @@ import yaml
 from farm_support import FACEGRAFT, facegraft
 from render_models import build_identity_model
 
-from facegraft.farm.batch import load_shots, parse_gpus
+from facegraft.farm.batch import Batch, load_shots, parse_gpus
+from facegraft.farm.submit import make_shot
 from facegraft.inference import exr_io
 from facegraft.inference.errors import FaceGraftError
 from facegraft.inference.sequence import SequencePattern
@@ -121,3 +122,33 @@ def test_a_failing_shot_reports_its_exit_code_and_the_others_finish(shot_files: 
     assert states == {"bad": "failed", "good": "done"}
     errors = [e for e in events if e.get("state") == "error"]
     assert any("1002" in e["message"] for e in errors), events
+
+
+def test_a_worker_error_fails_the_shot_and_the_batch(shot_files: dict[str, str], tmp_path: Path) -> None:
+    root = Path(shot_files["root"])
+    (root / "identity.onnx").write_bytes(Path(shot_files["model"]).read_bytes())
+    path = _yaml(root, "plates/sh010.####.exr", "noexe",
+                 [{"name": "a", "frames": "1001-1002"}, {"name": "b", "frames": "1003-1004"}])
+    batch = Batch(load_shots(str(path)), [None], (str(tmp_path / "no-such-facegraft"),))
+    assert batch.run() != 0
+    assert {name: r.state for name, r in batch.results.items()} == {"a": "failed", "b": "failed"}
+    assert "no-such-facegraft" in batch.results["a"].message
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+
+    def update(self, n: int = 1, **info: object) -> None:
+        self.steps.append(n)
+
+
+def test_progress_counts_the_render_done_field(shot_files: dict[str, str]) -> None:
+    shot = make_shot(shot_files["plate"], shot_files["model"], shot_files["out"], frames="1001-1010")
+    batch = Batch([shot], [None], ("facegraft",))
+    counter = _Counter()
+    for done in (6, 7, 7, 10, 11):  # one event for the 6 frames already on disk, then one per frame
+        batch._child_line(shot, json.dumps({"event": "progress", "stage": "render", "done": done, "total": 10}),
+                          counter)
+    batch._child_line(shot, json.dumps({"event": "progress", "stage": "track", "done": 3, "total": 10}), counter)
+    assert counter.steps == [6, 1, 3]

@@ -5,8 +5,9 @@ import outline
 import pytest
 from outline.modules.shell import Shell
 
-from facegraft.farm.chunking import chunk_frames, format_range, parse_range, uniform_step
+from facegraft.farm.chunking import chunk_frames, parse_range, uniform_step
 from facegraft.inference.errors import FaceGraftError
+from facegraft.inference.sequence import format_frames
 
 RANGES = ["1001-1240", "1001-1024", "1001-1100x3", "1,5,10-20", "1001", "7-9"]
 
@@ -32,7 +33,7 @@ def test_chunk_text_keeps_steps_and_gaps() -> None:
 @pytest.mark.parametrize("size", [1, 3, 10])
 def test_chunks_match_opencue_layer_chunking(spec: str, size: int) -> None:
     """Cuebot runs a layer with range+chunk as pyoutline computes it; our chunks must be the same."""
-    text = format_range(int(f) for f in parse_range(spec))
+    text = format_frames(parse_range(spec))
     ol = outline.Outline("chunks", frame_range=text, serialize=False, current=False, show="s", shot="s", user="u")
     layer = Shell("render", command=["true"], range=text, chunk=size)
     ol.add_layer(layer)
@@ -49,6 +50,7 @@ def test_chunks_match_opencue_layer_chunking(spec: str, size: int) -> None:
         ("", ["empty"]),
         ("1001-10x", ["not a frame range"]),
         ("banana", ["not a frame range"]),
+        ("1001,,1002", ["empty part"]),
     ],
 )
 def test_bad_ranges_are_refused_with_the_reason(spec: str, words: list[str]) -> None:

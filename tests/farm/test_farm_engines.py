@@ -26,6 +26,7 @@ from facegraft.farm.chunking import parse_range
 from facegraft.farm.job import FarmJob
 from facegraft.farm.submit import make_job, make_shot, write_files
 from facegraft.inference.errors import FaceGraftError
+from facegraft.inference.sequence import format_frames
 
 EXE = ("/opt/facegraft/bin/facegraft",)
 OPTIONS = {"color_match": "rct", "blend": "multiband", "erode": 4, "feather": 12, "face": "largest", "smooth": 0.5}
@@ -162,7 +163,7 @@ def test_opencue_spec_structure(shot_files: dict[str, str], tmp_path: Path) -> N
     ol.add_layer(layer)
     for task in job.tasks()[1:]:
         frames = layer.get_local_frame_set(int(task.frames[0]))
-        spec = str(parse_range(",".join(str(int(f)) for f in frames)))
+        spec = format_frames(parse_range(",".join(str(int(f)) for f in frames)))
         _same_command(shlex.split(cmd.replace(opencue.FRAMES_TOKEN, spec)), task.argv)
     assert shlex.split(text("track", "cmd")) == list(job.tasks()[0].argv)
 

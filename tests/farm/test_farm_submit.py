@@ -132,3 +132,12 @@ def test_holdout_reaches_every_render_task_as_an_absolute_path(shot_files: dict[
     assert f"--holdout {holdout} --holdout-channel R" in plugin and "--blend multiband" in plugin
     assert "--holdout" not in (job_dir / deadline.TRACK_PLUGIN).read_text()  # tracking never sees it
     assert not (root / "roto").exists()
+
+
+def test_output_spelled_differently_but_the_plate_fails(shot_files: dict[str, str]) -> None:
+    plate = shot_files["plate"]
+    folder, name = os.path.split(plate)
+    other_spelling = os.path.join(folder, ".", name.replace("####", "%04d"))
+    result, job_dir = _submit({**shot_files, "out": other_spelling}, "--engine", "openjd", "--dry-run")
+    assert result.returncode == 2 and "overwrite the plate" in result.stderr
+    assert not job_dir.exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facegraft.inference import blend
+from facegraft.inference import blend, mattes
 
 
 def _disc(size=96, radius=30.0):
@@ -14,8 +14,8 @@ def _disc(size=96, radius=30.0):
 
 def test_erode_shrinks_by_pixels():
     m = _disc()
-    eroded = blend.shape_matte(m, erode=5)
-    grown = blend.shape_matte(m, erode=-5)
+    eroded = mattes.erode_feather(m, erode=5)
+    grown = mattes.erode_feather(m, erode=-5)
     row = m.shape[0] // 2
     width = lambda a: int((a[row] > 0.5).sum())  # noqa: E731
     assert width(m) - width(eroded) == 10
@@ -24,12 +24,12 @@ def test_erode_shrinks_by_pixels():
 
 def test_feather_width_in_pixels():
     m = _disc(size=200, radius=60)
-    soft = blend.shape_matte(m, feather=16)
+    soft = mattes.erode_feather(m, feather=16)
     row = soft[100, 100:]
     ramp = int(((row > 0.02) & (row < 0.98)).sum())
     assert 26 <= ramp <= 40  # sigma = feather / 2: the 2%-98% ramp is about 2 x feather
     assert soft.max() == pytest.approx(1.0, abs=1e-4) and soft.min() >= 0.0
-    assert blend.shape_matte(m) is not m and np.array_equal(blend.shape_matte(m), m)
+    assert mattes.erode_feather(m) is not m and np.array_equal(mattes.erode_feather(m), m)  # a new array
 
 
 def test_alpha_returns_swap():
@@ -45,7 +45,7 @@ def test_multiband_keeps_plate_light_and_swap_detail():
     detail = (0.05 * np.sin(xx * 1.5) * np.sin(yy * 1.5))[..., None].repeat(3, axis=2).astype(np.float32)
     plate = light.astype(np.float32)
     swap = (0.5 + detail).astype(np.float32)  # flat-lit face with fine detail
-    matte = blend.shape_matte(_disc(size, 45), feather=8)
+    matte = mattes.erode_feather(_disc(size, 45), feather=8)
     out = blend.face_colour(plate, swap, matte, "multiband")
     inner = _disc(size, 25) > 0.5
     # low frequencies follow the plate's gradient ...

@@ -108,3 +108,20 @@ def test_unwritable_target_is_reported(tmp_path):
     blocker.write_text("a file where a folder should be")
     with pytest.raises(FaceGraftError, match="cannot create the output folder"):
         exr_io.write_image(blocker / "x.exr", pixels, spec, frame=1001)
+
+
+def test_per_channel_formats_convert_a_float_buffer_channel_by_channel(tmp_path):
+    rng = np.random.default_rng(1)
+    pixels = rng.normal(size=(70, 9, 4)).astype(np.float32) * 100
+    pixels[..., :3] = pixels[..., :3].astype(np.float16)  # the half channels hold half values
+    spec = exr_io.make_spec(exr_io.new_spec(9, 70, ["R", "G", "B", "Z"]), ["R", "G", "B", "Z"],
+                            attributes={"DateTime": ""}, formats=[np.float16] * 3 + [np.float32])
+    assert str(spec.format) == "float" and [str(f) for f in spec.channelformats] == ["half"] * 3 + ["float"]
+    exr_io.write_image(tmp_path / "whole.exr", pixels, spec)
+    exr_io.write_image_rows(tmp_path / "rows.exr", spec, lambda y0, y1: pixels[y0:y1].copy(), strip=16)
+    assert (tmp_path / "rows.exr").read_bytes() == (tmp_path / "whole.exr").read_bytes()
+    back = exr_io.read_image(tmp_path / "rows.exr")
+    assert exr_io.channel_dtypes(back.spec) == [np.float16] * 3 + [np.float32]
+    assert np.array_equal(back.pixels, pixels)
+    same = exr_io.make_spec(spec, ["R", "G"], formats=[np.float16, np.float16])
+    assert str(same.format) == "half" and not same.channelformats

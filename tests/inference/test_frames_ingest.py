@@ -81,3 +81,28 @@ def test_ingest_skips_complete_frames_and_reports_bad_source(tmp_path):
     result = subprocess.run([sys.executable, "-m", "facegraft.inference.cli", "ingest", str(tmp_path / "junk.mp4"),
                              str(tmp_path / "j.####.exr")], capture_output=True, text=True)
     assert result.returncode == 2 and "junk.mp4" in result.stderr and "no frames could be decoded" in result.stderr
+
+
+def test_ingest_refuses_frames_the_source_does_not_have(tmp_path):
+    from facegraft.inference.ingest import ingest
+
+    with pytest.raises(FaceGraftError, match=r"no frame\(s\) 10\d\d-2000") as err:
+        ingest(str(assets.footage_path("single_face.mp4")), str(tmp_path / "p.####.exr"), frames="1001-2000")
+    assert "it has 1001-" in err.value.describe()
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_ingest_of_an_image_sequence_keeps_its_numbers(tmp_path):
+    import cv2
+
+    from facegraft.inference.ingest import ingest
+
+    for frame in (5, 6, 7):
+        cv2.imwrite(str(tmp_path / f"scan.{frame:04d}.png"), np.full((8, 8, 3), 20 * frame, np.uint8))
+    written = ingest(str(tmp_path / "scan.####.png"), str(tmp_path / "out" / "p.####.exr"), start=1001, frames="6-7")
+    assert [p[-8:] for p in written] == ["0006.exr", "0007.exr"]
+    assert exr_io.read_header(written[0]).getattribute("facegraft/source_frame") == 6
+    with pytest.raises(FaceGraftError, match=r"no frame\(s\) 1001"):
+        ingest(str(tmp_path / "scan.####.png"), str(tmp_path / "out" / "p.####.exr"), frames="1001")
+    video = ingest(str(assets.footage_path("single_face.mp4")), str(tmp_path / "v.####.exr"), start=101, frames="102")
+    assert exr_io.read_header(video[0]).getattribute("facegraft/source_frame") == 2

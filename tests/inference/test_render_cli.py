@@ -58,7 +58,7 @@ def test_render_json_progress(shot, tmp_path):
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
     kinds = [e["event"] for e in events]
-    assert kinds[0] in ("info", "start") and "done" in kinds and kinds[-1] == "summary"
+    assert kinds[0] in ("info", "start") and "done" in kinds and kinds[-1] == "result"
     assert [e["frame"] for e in events if e["event"] == "progress"] == list(range(FIRST, FIRST + 4))
     assert events[-1]["rendered"] == f"{FIRST}-{FIRST + 3}"
     spec = exr_io.read_header(tmp_path / f"r.{FIRST}.exr")

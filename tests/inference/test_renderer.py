@@ -309,3 +309,68 @@ def test_multiband_on_a_dark_plate_stays_positive(tmp_path):
     alpha = _frame(out).get(["swap.A"])[..., 0]
     assert alpha.max() > 0.99
     assert rgb[alpha > 0].min() >= 0.0
+
+
+@pytest.mark.parametrize("spelling", ["./plate.####.exr", "plate.%04d.exr", "sub/../plate.####.exr"])
+def test_out_spelled_differently_is_still_the_plate(tmp_path, identity, spelling):
+    plate = make_plate(tmp_path / "plates", frames=FRAMES[:1])
+    (tmp_path / "plates" / "sub").mkdir()
+    before = (tmp_path / "plates" / f"plate.{FIRST}.exr").read_bytes()
+    out = str(tmp_path / "plates") + "/" + spelling
+    with pytest.raises(FaceGraftError, match="the plate itself"):
+        _render(plate, identity, out, frames=[FIRST], overwrite=True)
+    assert (tmp_path / "plates" / f"plate.{FIRST}.exr").read_bytes() == before
+
+
+def test_mixed_precision_plate_keeps_each_channel_precision(tmp_path, plate, identity):
+    """Half RGB + float Z: RGB, A and every FaceGraft layer stay half, Z stays float bit for bit,
+    and the half channels hold the bytes a half plate with the same pixels gives."""
+    folder = tmp_path / "mixed"
+    for frame in FRAMES[:2]:
+        pixels, names = plate_pixels(frame)
+        values = pixels.astype(np.float32)
+        values[..., names.index("Z")] += np.float32(1.0 / 3.0)  # not representable in half
+        spec = exr_io.make_spec(exr_io.read_header(plate.replace("####", f"{frame:04d}")), names,
+                                formats=[np.float16, np.float16, np.float16, np.float32])
+        exr_io.write_image(folder / f"plate.{frame:04d}.exr", values, spec)
+    mixed = str(folder / "plate.####.exr")
+    assert [str(f) for f in exr_io.read_header(mixed.replace("####", f"{FIRST:04d}")).channelformats] == \
+        ["half", "half", "half", "float"]
+    _render(mixed, identity, tmp_path / "m" / "r.####.exr", frames=FRAMES[:2], feather=4)
+    _render(plate, identity, tmp_path / "h" / "r.####.exr", frames=FRAMES[:2], feather=4)
+    for frame in FRAMES[:2]:
+        out = _frame(str(tmp_path / "m" / "r.####.exr"), frame)
+        formats = dict(zip(out.channels, (str(f) for f in out.spec.channelformats)))
+        assert formats.pop("Z") == "float" and set(formats.values()) == {"half"}
+        assert set(formats) == {*layers.BEAUTY, *layers.FACEGRAFT}
+        source = _frame(mixed, frame)
+        assert np.array_equal(out.get(["Z"]).view(np.uint32), source.get(["Z"]).view(np.uint32))
+        reference = _frame(str(tmp_path / "h" / "r.####.exr"), frame)
+        names = [*layers.BEAUTY, *layers.FACEGRAFT]
+        assert np.array_equal(_bits(out, names), _bits(reference, names))
+        assert (out.get(["swap.A"]) > 0).sum() > 1000
+
+
+def test_hold_without_any_readable_frame_still_reports_progress(tmp_path, identity):
+    plate = make_plate(tmp_path / "plates", frames=FRAMES[:2])
+    for frame in FRAMES[:2]:
+        path = tmp_path / "plates" / f"plate.{frame}.exr"
+        path.write_bytes(path.read_bytes()[:400])
+
+    class Counting:
+        def __init__(self):
+            self.updates: list[tuple[int, dict]] = []
+
+        def update(self, n=1, **info):
+            self.updates.append((n, info))
+
+        def warn(self, message, **info):
+            pass
+
+    progress = Counting()
+    settings = renderer.RenderSettings()
+    track = make_track(FRAMES[:2], aligned_transform(RES, "whole_face", (64, 40)))
+    report = renderer.render_shot(frames.open_source(plate), track, identity, str(tmp_path / "r.####.exr"), settings,
+                                  on_error="hold", progress=progress)  # type: ignore[arg-type]
+    assert report.skipped == FRAMES[:2] and not report.held
+    assert [(n, info["status"]) for n, info in progress.updates] == [(1, "skipped"), (1, "skipped")]

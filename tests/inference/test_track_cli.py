@@ -71,3 +71,19 @@ def test_console_entry_point(single_face_plate: str, tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert out.is_file() and "wrote" in result.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["track", "p.####.exr", "--out", "a.fgtrack.json"],
+    ["extract", "p.####.exr", "--identity", "x", "--out", "fs"],
+    ["farm", "submit", "p.####.exr", "--model", "m.onnx", "--out", "r.####.exr"],
+])
+def test_smooth_is_checked_by_every_command_that_tracks(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from facegraft.inference.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args([*argv, "--smooth", "0.25"]).smooth == 0.25
+    for bad in ("1.5", "-0.1", "soft"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*argv, "--smooth", bad])
+        assert "--smooth must be" in capsys.readouterr().err

@@ -160,3 +160,37 @@ def test_tiles_are_searched_while_nothing_is_followed_and_then_every_few_searche
         assert len(frame_tracker.step(i, rgb, (0, 0), "ACEScg", "ocio://studio-config-latest")) == 1
     # frame 0: nothing followed yet, a tiled search; then a search every 3 frames, every 2nd one tiled
     assert calls == [(0, True), (3, False), (6, True), (9, False), (12, True)]
+
+
+def test_a_weak_refined_pass_reuses_the_first_mesh() -> None:
+    """A fresh detection whose refined ROI loses the face keeps the first pass's mesh: FaceMesh
+    runs twice (box, refined ROI), never a third time on the box's ROI."""
+    from facegraft.inference import align
+    from facegraft.inference.detect import Detection
+    from facegraft.inference.landmarks import LandmarkModels
+
+    transform = np.array([[1 / 120, 0.0, -200 / 120], [0.0, 1 / 120, -150 / 120]])  # a 120 px face at (200, 150)
+    mesh = align.synthetic_landmarks(transform)[:468]
+
+    class Models:
+        iris = None
+        landmarks = LandmarkModels.landmarks
+        with_iris = LandmarkModels.with_iris
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def mesh_points(self, rgb, roi, origin, plate_space, config):
+            self.calls += 1
+            return mesh.copy(), (0.9 if self.calls == 1 else 0.1)
+
+    frame_tracker = tracker.FrameTracker.__new__(tracker.FrameTracker)
+    frame_tracker.options = tracker.TrackerOptions()
+    frame_tracker.models = Models()  # type: ignore[assignment]
+    frame_tracker.reset()
+    keypoints = np.array([[220.0, 180.0], [260.0, 180.0], [240.0, 200.0], [240.0, 220.0], [200.0, 185.0], [280.0, 185.0]])
+    det = Detection((190.0, 150.0, 290.0, 250.0), 0.8, keypoints)
+    face = frame_tracker._from_detection(0, det, np.zeros((400, 500, 3), np.float32), (0.0, 0.0), "ACEScg", "")
+    assert frame_tracker.models.calls == 2
+    assert face is not None and face.presence == pytest.approx(0.9)
+    assert np.array_equal(face.landmarks[:468], mesh)

@@ -137,3 +137,14 @@ def test_a_saved_script_with_a_retired_blend_mode_renders_with_alpha(fake: objec
     node["blend"]._value = "poisson"  # as a saved script sets it, bypassing the menu
     argv = commands.render_argv(knobs.settings(node))
     assert argv[argv.index("--blend") + 1] == "alpha"
+
+
+def test_fractional_erode_and_feather_reach_render_and_farm(parser: argparse.ArgumentParser) -> None:
+    settings = commands.Settings(cli=["facegraft"], plate="/p/sh010.####.exr", model="/m/face.onnx",
+                                 track="/c/sh010.fgtrack.json", out="/c/r.####.exr", first=1001, last=1010,
+                                 erode=-1.5, feather=2.25)
+    render = _parse(parser, commands.render_argv(settings), ["facegraft"])
+    farm = _parse(parser, commands.farm_argv(settings, "openjd", 10), ["facegraft"])
+    assert (render.erode, render.feather) == (farm.erode, farm.feather) == (-1.5, 2.25)
+    whole = commands.render_argv(settings._replace(erode=4.0, feather=12.0))
+    assert whole[whole.index("--erode") + 1] == "4" and whole[whole.index("--feather") + 1] == "12"

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from synthetic import tiny_config
+from synthetic import clip_faceset, tiny_config
 
 from facegraft.inference.errors import FaceGraftError
 from facegraft.training.checkpoint import load_checkpoint
@@ -69,3 +69,15 @@ def test_a_corrupt_checkpoint_is_explained(tiny_run: Path, clip_facesets, tmp_pa
         load_model(run)
     with pytest.raises(FaceGraftError, match="no checkpoint"):
         load_model(tmp_path / "nowhere")
+
+
+def test_without_res_the_run_trains_at_the_facesets_resolution(clip_facesets, tmp_path: Path) -> None:
+    from facegraft.inference.cli import build_parser
+
+    assert build_parser().parse_args(["train", "--faceset", "a", "--faceset", "b", "--out", "r"]).res is None
+    train(tiny_config(clip_facesets, tmp_path / "auto", steps=1, res=None))
+    assert load_checkpoint(tmp_path / "auto")["net"]["res"] == 32
+    bigger = clip_faceset(tmp_path / "woman64", "woman", res=64, count=2)
+    with pytest.raises(FaceGraftError, match="different resolutions") as err:
+        train(tiny_config([clip_facesets[0], bigger], tmp_path / "mixed", steps=1, res=None))
+    assert "--res" in (err.value.hint or "")
