@@ -299,7 +299,12 @@ class FrameRenderer:
 
         plate_roi = colour.sanitize(plate.rgb[y0:y1, x0:x1])
         if log_blend:
-            colour_roi = self.to_plate(blend.face_colour(self.to_model(plate_roi), swap_roi, alpha, s.blend))
+            # outside the matte the swap holds whatever the crop's border repeated; fill it with the
+            # plate so the coarse pyramid levels do not carry that into the face
+            plate_log = self.to_model(plate_roi)
+            a3_fill = alpha[..., None]
+            swap_filled = swap_roi * a3_fill + plate_log * (1.0 - a3_fill)
+            colour_roi = self.to_plate(blend.face_colour(plate_log, swap_filled, alpha, s.blend))
         else:
             colour_roi = blend.face_colour(plate_roi, swap_roi, alpha, s.blend)
         a3 = alpha[..., None]

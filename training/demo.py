@@ -143,7 +143,7 @@ def run_demo(out: Path, *, steps: int = 600, frames: int = 48, res: int = 64, wi
 
     face_model = load_face_model(model, device="cpu", threads=2)
     with Progress("render", len(source.frames), json_lines=json_lines) as progress:
-        rendered = render_shot(source, load_track(tracks[PLATE[0]]), face_model, render, RenderSettings(color_match="rct"),
+        rendered = render_shot(source, load_track(tracks[PLATE[0]]), face_model, render, RenderSettings(color_match="rct", blend="multiband"),
                                progress=progress, overwrite=True, track_path=tracks[PLATE[0]])
     _done(start, json_lines)
 
