@@ -42,7 +42,25 @@ def _options(raw: Any, where: str, path: str) -> dict[str, object]:
             raise FaceGraftError(f"{where}: unknown option '{key}'", path=path,
                                  hint=f"options are: {', '.join(OPTION_NAMES)}")
         out[name] = value
-    return out
+    return _checked(out, where, path)
+
+
+def _checked(options: dict[str, object], where: str, path: str) -> dict[str, object]:
+    """Values checked and converted exactly as `facegraft farm submit` checks its flags."""
+    import argparse
+
+    from facegraft.inference.commands.farm import add_shot_options, shot_options
+
+    parser = argparse.ArgumentParser(prog=where, add_help=False, exit_on_error=False)
+    add_shot_options(parser)
+    argv = [item for name, value in options.items() for item in ("--" + name.replace("_", "-"), str(value))]
+    try:
+        parsed, extra = parser.parse_known_args(argv)
+    except argparse.ArgumentError as exc:
+        raise FaceGraftError(f"{where}: {exc}", path=path) from None
+    if extra:
+        raise FaceGraftError(f"{where}: cannot read {' '.join(extra)}", path=path)
+    return shot_options(parsed)
 
 
 def _resolve(value: Any, base: Path) -> str:
@@ -188,11 +206,15 @@ class Batch:
         with self._lock:
             self._procs.add(proc)
         assert proc.stdout is not None
-        for line in proc.stdout:
-            self._child_line(shot, line.rstrip("\n"), progress)
-        code = proc.wait()
-        with self._lock:
-            self._procs.discard(proc)
+        try:
+            for line in proc.stdout:
+                self._child_line(shot, line.rstrip("\n"), progress)
+        finally:
+            if proc.poll() is None and sys.exc_info()[0] is not None:
+                proc.kill()  # never leave a child running unread behind a failed worker
+            code = proc.wait()
+            with self._lock:
+                self._procs.discard(proc)
         return code
 
     def _child_line(self, shot: Shot, line: str, progress: Any) -> None:

@@ -1,4 +1,4 @@
-"""Matte shaping and blending of the swapped face into the plate (plate space, plate pixels).
+"""Blending of the swapped face into the plate, in plate pixels.
 
 The matte is shaped first by ``mattes.erode_feather``: eroded (or, negative, grown) and
 feathered, both measured in plate pixels so a setting means the same on a close-up and a wide
@@ -10,6 +10,8 @@ under the matte:
 * ``multiband``: a Laplacian pyramid blend. Detail bands come from the swap inside the matte
   (each band blended with the matte at its own scale, so seams are soft at every scale), the
   coarsest bands come from the plate: the plate's light and contrast carry over onto the face.
+  The renderer calls it with log (model space) pixels and the swap already filled with the
+  plate outside the matte, so no band can push a dark plate below zero.
 
 Either way the renderer composites ``face * A + plate * (1 - A)`` where the matte ``A`` is
 non-zero and copies the plate where it is zero.
@@ -61,7 +63,7 @@ def multiband(plate: np.ndarray, swap: np.ndarray, matte: np.ndarray, levels: in
 
 
 def face_colour(plate: np.ndarray, swap: np.ndarray, matte: np.ndarray, mode: str = "alpha") -> np.ndarray:
-    """The colour the face carries under ``matte`` (``[H, W, 3]`` float32, plate space)."""
+    """The colour the face carries under ``matte`` (``[H, W, 3]`` float32, in the space of the inputs)."""
     if mode not in MODES:
         raise ValueError(f"unknown blend '{mode}' (one of {', '.join(MODES)})")
     if mode == "alpha":

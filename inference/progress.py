@@ -7,7 +7,13 @@ With ``json_lines=True`` each event is one JSON object on stdout, for example::
     {"event": "warning", "stage": "render", "message": "...", "frame": 1004}
     {"event": "done", "stage": "render", "done": 100, "total": 100, "seconds": 12.5}
     {"event": "error", "message": "...", "file": "...", "frame": 1005, "hint": "..."}
-    {"event": "result", ...}   # a command's summary, e.g. track: tracks, target, no-face frames
+    {"event": "info", "message": "..."}
+    {"event": "result", ...}   # the command's summary: track gives tracks, target and no-face
+                               # frames; render gives rendered, no_face, held, skipped, existing,
+                               # timings and errors
+
+One ``progress`` event can cover several frames (render counts frames already on disk in one
+step), so readers should use ``done`` rather than count events.
 
 Human-readable text then goes to stderr so stdout stays machine-readable.
 """

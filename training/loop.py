@@ -103,7 +103,11 @@ def faceset_resolution(data: dict[str, IdentityData]) -> int:
         listing = ", ".join(f"{fs.path} is {r} px" for r, fs in sorted(found.items()))
         raise FaceGraftError(f"the facesets have different resolutions ({listing})",
                              hint="pass --res to train at one size, or extract every faceset at the same --res")
-    return next(iter(found))
+    res = next(iter(found))
+    if res & (res - 1):  # the network halves the crop down to 8 px
+        raise FaceGraftError(f"the facesets are {res} px, a size the network cannot train at",
+                             hint="pass --res 64, 128, 256, 512 or 1024 (crops are resized to it)")
+    return res
 
 
 def train(cfg: TrainConfig) -> TrainResult:

@@ -55,9 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--color-match", default="none", choices=("none", "rct", "lct", "hist"),
                         help="match the swap's colour to the plate's face, inside the matte (default: none)")
     parser.add_argument("--blend", default="alpha", choices=("alpha", "multiband"),
-                        help="alpha: plain over; multiband: the plate's light and contrast carried onto the face")
-    parser.add_argument("--erode", type=float, default=0.0, metavar="PX", help="shrink the matte (plate pixels; negative grows)")
-    parser.add_argument("--feather", type=float, default=0.0, metavar="PX", help="soften the matte edge (plate pixels)")
+                        help="alpha: plain over; multiband: the plate's light and contrast carried onto the face, "
+                             "blended in the model's log space (default: alpha)")
+    parser.add_argument("--erode", type=float, default=0.0, metavar="PX", help="shrink the matte (plate pixels; negative grows; default: 0)")
+    parser.add_argument("--feather", type=float, default=0.0, metavar="PX", help="soften the matte edge (plate pixels; default: 0)")
     parser.add_argument("--on-error", default="fail", choices=("fail", "skip", "hold"),
                         help="what to do with a frame that cannot be read (see above; default: fail)")
     parser.add_argument("--overwrite", action="store_true", help="render frames that already exist again")
@@ -69,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", default="all", metavar="LIST", type=_layers,
                         help="FaceGraft layers to write besides R,G,B,A: all (default), none, or a comma list "
                              "of swap, matte, stmap")
-    parser.add_argument("--stats", action="store_true", help="print per-stage timings at the end")
+    parser.add_argument("--stats", action="store_true", help="print per-stage timings at the end (with --json-progress they are in the result event)")
     add_colour(parser)
     add_json_progress(parser)
 

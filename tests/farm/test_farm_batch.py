@@ -53,6 +53,9 @@ def test_load_shots_resolves_paths_and_refuses_bad_entries(shot_files: dict[str,
         ([{"name": "x", "options": {"blur": 3}}], "unknown option 'blur'"),
         ([{"name": "x", "frames": "1001-1030"}], "1025-1030"),
         ([{"name": "x", "frames": "1001-1010,1009"}], "overlap"),
+        ([{"name": "x", "options": {"smooth": 2}}], "between 0 and 1"),
+        ([{"name": "x", "options": {"blend": "poisson"}}], "invalid choice: 'poisson'"),
+        ([{"name": "x", "options": {"erode": "lots"}}], "invalid float value"),
     ]
     for shots, words in cases:
         bad = _yaml(root, "plates/sh010.####.exr", "b", shots)

@@ -81,3 +81,11 @@ def test_without_res_the_run_trains_at_the_facesets_resolution(clip_facesets, tm
     with pytest.raises(FaceGraftError, match="different resolutions") as err:
         train(tiny_config([clip_facesets[0], bigger], tmp_path / "mixed", steps=1, res=None))
     assert "--res" in (err.value.hint or "")
+
+
+def test_faceset_size_the_network_cannot_use_is_explained(tmp_path: Path):
+    odd = clip_faceset(tmp_path / "odd_man", "man", res=40, count=4)
+    other = clip_faceset(tmp_path / "odd_woman", "woman", res=40, count=4)
+    with pytest.raises(FaceGraftError, match="the facesets are 40 px") as err:
+        train(tiny_config([odd, other], tmp_path / "odd", steps=1, res=None))
+    assert "--res" in err.value.describe()
