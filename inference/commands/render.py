@@ -26,7 +26,7 @@ from ._common import add_colour, add_frames, add_json_progress
 
 NAME = "render"
 HELP = "run a face model over a plate and write layered EXRs"
-ORDER = 60
+ORDER = 58
 
 
 def _layers(text: str) -> str:
