@@ -11,6 +11,7 @@ PARTS = {
     "facegraft.inference": "inference",
     "facegraft.training": "training",
     "facegraft.farm": "farm",
+    "facegraft.cli": "cli",
 }
 
 
@@ -37,7 +38,7 @@ setup(
     python_requires=">=3.10",
     packages=list(PACKAGE_DIRS),
     package_dir=PACKAGE_DIRS,
-    package_data={"facegraft.farm": ["templates/*"], "facegraft.inference": ["data/*"]},
+    package_data={"facegraft.farm": ["templates/*"], "facegraft.inference.track": ["data/*"]},
     install_requires=[
         "numpy>=1.26",
         "OpenImageIO>=3.0",
@@ -58,5 +59,5 @@ setup(
         "farm": ["openjd-cli>=0.8", "opencue-pyoutline>=1.0"],
         "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "mypy>=1.10", "types-nuke", "types-PyYAML", "types-tqdm"],
     },
-    entry_points={"console_scripts": ["facegraft=facegraft.inference.cli:main"]},
+    entry_points={"console_scripts": ["facegraft=facegraft.cli.main:main"]},
 )

@@ -42,7 +42,10 @@ sys.path.insert(0, str(HERE.parent / "tests" / "inference"))
 from render_fixtures import make_track  # noqa: E402
 from render_models import build_conv_model  # noqa: E402
 
-from facegraft.inference import assets, exr_io, face_model, frames, renderer  # noqa: E402
+from facegraft.inference import assets  # noqa: E402
+from facegraft.inference.io import exr, frames  # noqa: E402
+from facegraft.inference.models import face_model  # noqa: E402
+from facegraft.inference.render import renderer  # noqa: E402
 
 SIZES = {"2k": (2048, 1152), "uhd": (3840, 2160)}
 LAYER_SETS = ("all", "none")  # --layers: the default, and the composite only
@@ -62,9 +65,9 @@ def make_plate(folder: Path, size: tuple[int, int], compression: str, count: int
     video = frames.open_source(str(assets.footage_path("single_face.mp4")), start=FIRST)
     for frame in range(FIRST, FIRST + count):
         rgb = cv2.resize(video.read(frame).rgb, size, interpolation=cv2.INTER_CUBIC)
-        spec = exr_io.new_spec(size[0], size[1], ["R", "G", "B"], np.float16)
+        spec = exr.new_spec(size[0], size[1], ["R", "G", "B"], np.float16)
         spec.attribute("compression", compression)
-        exr_io.write_image(pattern % frame, rgb.astype(np.float16), spec)
+        exr.write_image(pattern % frame, rgb.astype(np.float16), spec)
     return pattern
 
 

@@ -23,9 +23,11 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from facegraft.inference import assets, exr_io, landmarks, tracker
-from facegraft.inference.frames import open_source
-from facegraft.inference.ingest import ingest
+from facegraft.inference import assets
+from facegraft.inference.io import exr
+from facegraft.inference.io.frames import open_source
+from facegraft.inference.io.ingest import ingest
+from facegraft.inference.track import landmarks, tracker
 
 
 @dataclass
@@ -85,7 +87,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="passes of the per-frame tracker over the frames")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
-    exr_io.configure_threads(os.cpu_count() or 1)
+    exr.configure_threads(os.cpu_count() or 1)
 
     print(f"FaceGraft tracking benchmark, {dt.datetime.now().isoformat(timespec='seconds')}")
     load = load_average()

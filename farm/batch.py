@@ -49,7 +49,7 @@ def _checked(options: dict[str, object], where: str, path: str) -> dict[str, obj
     """Values checked and converted exactly as `facegraft farm submit` checks its flags."""
     import argparse
 
-    from facegraft.inference.commands.farm import add_shot_options, shot_options
+    from facegraft.cli.farm import add_shot_options, shot_options
 
     parser = argparse.ArgumentParser(prog=where, add_help=False, exit_on_error=False)
     add_shot_options(parser)
@@ -147,8 +147,8 @@ def parse_gpus(text: Optional[str]) -> list[Optional[str]]:
 
 def frames_complete(shot: Shot) -> list[int]:
     """Frames of the shot whose output is already a whole, readable image."""
-    from facegraft.inference.exr_io import is_complete
-    from facegraft.inference.sequence import SequencePattern
+    from facegraft.inference.io.exr import is_complete
+    from facegraft.inference.io.sequence import SequencePattern
 
     seq = SequencePattern(shot.out)
     return [f for f in shot.frames if is_complete(seq.path(f))]
@@ -158,7 +158,7 @@ def track_complete(shot: Shot) -> bool:
     """A readable track that covers every frame of the shot."""
     if not os.path.isfile(shot.track):
         return False
-    from facegraft.inference.trackfile import load_track
+    from facegraft.inference.track.trackfile import load_track
 
     try:
         load_track(shot.track).require_frames(list(shot.frames), shot.track)

@@ -12,7 +12,7 @@ from typing import Iterable, Optional, Sequence
 import fileseq
 
 from facegraft.inference.errors import FaceGraftError
-from facegraft.inference.sequence import format_frames, parse_frames
+from facegraft.inference.io.sequence import format_frames, parse_frames
 
 RANGE_HINT = "write it like 1001-1240, 1001-1240x2 or 1001-1100,1150-1240"
 
@@ -20,7 +20,7 @@ RANGE_HINT = "write it like 1001-1240, 1001-1240x2 or 1001-1100,1150-1240"
 def parse_range(spec: str) -> list[int]:
     """A frame range for a job, sorted: not empty, and no frame listed twice.
 
-    Each comma-separated part is read by :func:`facegraft.inference.sequence.parse_frames`.
+    Each comma-separated part is read by :func:`facegraft.inference.io.sequence.parse_frames`.
     ``1001-1010,1005-1020`` is refused rather than merged: an overlap in a hand-written
     range is usually a typo, and on a farm it would render the same frames twice.
     """

@@ -14,7 +14,7 @@ from typing import Mapping, Optional
 
 import fileseq
 
-from facegraft.inference.sequence import format_frames
+from facegraft.inference.io.sequence import format_frames
 
 from .chunking import chunk_frames
 
@@ -33,7 +33,7 @@ def default_executable() -> tuple[str, ...]:
     for name in ("facegraft", "facegraft.exe"):
         if (folder / name).is_file():
             return (str(folder / name),)
-    return (sys.executable, "-m", "facegraft.inference.cli")
+    return (sys.executable, "-m", "facegraft.cli.main")
 
 
 def parse_executable(text: Optional[str]) -> tuple[str, ...]:

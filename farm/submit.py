@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Mapping, Optional, Sequence
 
 from facegraft.inference.errors import FaceGraftError, ModelFileError
-from facegraft.inference.sequence import SequencePattern, resolve_frames
+from facegraft.inference.io.sequence import SequencePattern, resolve_frames
 
 from . import deadline, opencue, openjd
 from .chunking import parse_range
@@ -56,7 +56,7 @@ def check_model(model: str) -> None:
     if not os.path.isfile(model):
         raise FaceGraftError("the model file does not exist", path=model,
                              hint="check the path; export a model with `facegraft export`")
-    from facegraft.inference.modelfile import read_info
+    from facegraft.inference.models.modelfile import read_info
 
     try:
         read_info(model)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from .atomic import atomic_path, atomic_write_bytes
-from .errors import FaceGraftError, MissingAssetError
+from facegraft.inference.atomic import atomic_path, atomic_write_bytes
+from facegraft.inference.errors import FaceGraftError, MissingAssetError
 
 
 @dataclass(frozen=True)

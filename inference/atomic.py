@@ -5,7 +5,7 @@ and thread ids, so two processes or threads writing the same target never share 
 removed on any error. OS errors (a full disk, a read-only folder) become a FaceGraftError
 naming the file.
 
-EXR frames have their own writer (``exr_io``), which follows the same rules.
+EXR frames have their own writer (``exr``), which follows the same rules.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
-from .errors import FaceGraftError
+from facegraft.inference.errors import FaceGraftError
 
 PathLike = Union[str, Path]
 HINT = "check the folder is writable and the disk has space"

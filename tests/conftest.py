@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facegraft.inference import assets, exr_io
-from facegraft.inference.frames import VideoSource
-from facegraft.inference.ingest import ingest
+from facegraft.inference import assets
+from facegraft.inference.io import exr
+from facegraft.inference.io.frames import VideoSource
+from facegraft.inference.io.ingest import ingest
 
 FIRST = 1001
 
@@ -44,15 +45,15 @@ def two_face_plate(tmp_path_factory: pytest.TempPathFactory) -> str:
     right = VideoSource(str(assets.footage_path("single_face.mp4")), start=FIRST)
     for frame in range(FIRST, FIRST + 12):
         rgb = np.concatenate([left.read(frame).rgb, right.read(frame).rgb], axis=1)
-        spec = exr_io.new_spec(rgb.shape[1], rgb.shape[0], ["R", "G", "B"], np.float16)
-        exr_io.write_image(str(Path(folder) / f"two_face.{frame:04d}.exr"), rgb.astype(np.float16), spec)
+        spec = exr.new_spec(rgb.shape[1], rgb.shape[0], ["R", "G", "B"], np.float16)
+        exr.write_image(str(Path(folder) / f"two_face.{frame:04d}.exr"), rgb.astype(np.float16), spec)
     return pattern
 
 
 def _cuda_available() -> bool:
     import onnxruntime as ort
 
-    from facegraft.inference.runtime import _gpu_present
+    from facegraft.inference.models.runtime import _gpu_present
 
     return _gpu_present() and "CUDAExecutionProvider" in ort.get_available_providers()
 

@@ -26,10 +26,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from facegraft.inference import assets, colour, exr_io
+from facegraft.inference import assets
 from facegraft.inference.errors import FaceGraftError
+from facegraft.inference.io import colour, exr
+from facegraft.inference.io.sequence import SequencePattern
 from facegraft.inference.progress import Progress, say
-from facegraft.inference.sequence import SequencePattern
 
 FIRST = 1001
 SOURCE = ("man", "single_face.mp4")  # the face put in
@@ -58,13 +59,13 @@ def preview(plate: str, render: str, frames: list[int], out: Path, plate_space: 
     import cv2
     from PIL import Image
 
-    from facegraft.inference import contact_sheet
+    from facegraft.inference.io import contact_sheet
 
     plate_seq, render_seq = SequencePattern(plate), SequencePattern(render)
     pairs = []
     for frame in frames:
-        before = exr_io.read_image(plate_seq.path(frame), frame).rgb().astype(np.float32)
-        after = exr_io.read_image(render_seq.path(frame), frame).rgb().astype(np.float32)
+        before = exr.read_image(plate_seq.path(frame), frame).rgb().astype(np.float32)
+        after = exr.read_image(render_seq.path(frame), frame).rgb().astype(np.float32)
         pairs.append((_as_footage(before, plate_space), _as_footage(after, plate_space)))
     picks = np.unique(np.linspace(0, len(pairs) - 1, min(6, len(pairs))).round().astype(int))
     small = [(cv2.resize(a, (320, 180), interpolation=cv2.INTER_AREA), cv2.resize(b, (320, 180), interpolation=cv2.INTER_AREA))
@@ -80,12 +81,12 @@ def preview(plate: str, render: str, frames: list[int], out: Path, plate_space: 
 
 def run_demo(out: Path, *, steps: int = 1500, frames: int = 48, res: int = 64, width: int = 16, batch: int = 8,
              json_lines: bool = False, evaluate_model: bool = True) -> dict[str, Path]:
-    from facegraft.inference.face_model import load as load_face_model
-    from facegraft.inference.frames import open_source
-    from facegraft.inference.ingest import ingest
-    from facegraft.inference.renderer import RenderSettings, render_shot
-    from facegraft.inference.tracker import track_shot
-    from facegraft.inference.trackfile import save_track
+    from facegraft.inference.io.frames import open_source
+    from facegraft.inference.io.ingest import ingest
+    from facegraft.inference.models.face_model import load as load_face_model
+    from facegraft.inference.render.renderer import RenderSettings, render_shot
+    from facegraft.inference.track.tracker import track_shot
+    from facegraft.inference.track.trackfile import save_track
 
     from .export import export_model
     from .extract import extract
@@ -141,7 +142,7 @@ def run_demo(out: Path, *, steps: int = 1500, frames: int = 48, res: int = 64, w
     start = _stage(6, "render the plate with the swapped face", json_lines)
     render = str(out / "render" / f"{PLATE[0]}_swap.####.exr")
     source = open_source(plates[PLATE[0]])
-    from facegraft.inference.trackfile import load_track
+    from facegraft.inference.track.trackfile import load_track
 
     face_model = load_face_model(model, device="cpu", threads=2)
     with Progress("render", len(source.frames), json_lines=json_lines) as progress:

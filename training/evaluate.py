@@ -24,12 +24,14 @@ from typing import Any, Optional, Union
 import cv2
 import numpy as np
 
-from facegraft.inference import colour, contact_sheet, mattes, modelfile
 from facegraft.inference.errors import FaceGraftError
-from facegraft.inference.frames import open_source
+from facegraft.inference.io import colour, contact_sheet
+from facegraft.inference.io.frames import open_source
+from facegraft.inference.models import modelfile
+from facegraft.inference.models.runtime import create_session
 from facegraft.inference.progress import Progress, say
-from facegraft.inference.runtime import create_session
-from facegraft.inference.trackfile import load_track
+from facegraft.inference.track import mattes
+from facegraft.inference.track.trackfile import load_track
 
 from .extract import model_crop
 from .faceset import open_faceset, to_srgb
@@ -74,7 +76,7 @@ class IdentityModel:
 
     def descriptors(self, crops_srgb: np.ndarray, coverage: str) -> np.ndarray:
         """``[N,R,R,3]`` uint8 sRGB crops -> ``[N,128]`` descriptors."""
-        from facegraft.inference import align
+        from facegraft.inference.track import align
 
         res = crops_srgb.shape[1]
         # dlib's chips frame the face like our whole_face coverage (the face square padded by 25%)
@@ -216,7 +218,7 @@ def evaluate(
             if found is not None:
                 crop = model_crop(source.read(frame), found, res, cov, to_model)
                 if crop is not None:
-                    from facegraft.inference import align
+                    from facegraft.inference.track import align
 
                     crops.append(crop)
                     pts = align.apply(align.crop_matrix(found.transform, res, cov), found.landmarks[:, :2])
@@ -257,7 +259,7 @@ def evaluate(
 
     # expression: landmarks found on the swap vs on the plate crop
     if expression:
-        from facegraft.inference.landmarks import LandmarkModels, roi_from_landmarks
+        from facegraft.inference.track.landmarks import LandmarkModels, roi_from_landmarks
 
         models = LandmarkModels(device="cpu", threads=1, iris=False)
         errors = []

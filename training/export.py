@@ -1,4 +1,4 @@
-"""Export a trained run to a face model file (``.onnx``, contract: ``facegraft.inference.modelfile``).
+"""Export a trained run to a face model file (``.onnx``, contract: ``facegraft.inference.models.modelfile``).
 
 The exported graph is the shared encoder followed by the SOURCE identity's decoder: fed the
 TARGET face (the actor on the plate), it draws the source identity with the plate's pose,
@@ -23,9 +23,9 @@ import onnx
 import torch
 from torch import nn
 
-from facegraft.inference import modelfile
 from facegraft.inference.errors import FaceGraftError
-from facegraft.inference.runtime import create_session
+from facegraft.inference.models import modelfile
+from facegraft.inference.models.runtime import create_session
 
 from .loop import load_model
 from .network import Swapper
@@ -64,7 +64,7 @@ def to_onnx(module: nn.Module, res: int) -> onnx.ModelProto:
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice is not for users
         torch.onnx.export(
-            module, (example,), buffer, dynamo=False, opset_version=OPSET, input_names=[modelfile.INPUT_NAME],
+            module, (example,), buffer, dynamo=False,  # type: ignore[arg-type]  # a file object is accepted opset_version=OPSET, input_names=[modelfile.INPUT_NAME],
             output_names=list(modelfile.OUTPUT_NAMES), do_constant_folding=True,
             dynamic_axes={name: {0: "batch"} for name in (modelfile.INPUT_NAME, *modelfile.OUTPUT_NAMES)},
         )

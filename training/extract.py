@@ -20,11 +20,12 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from facegraft.inference import align, colour, mattes
 from facegraft.inference.errors import FaceGraftError
-from facegraft.inference.frames import Plate, open_source
+from facegraft.inference.io import colour
+from facegraft.inference.io.frames import Plate, open_source
 from facegraft.inference.progress import Progress, say
-from facegraft.inference.trackfile import Face, ShotTrack, load_track, save_track
+from facegraft.inference.track import align, mattes
+from facegraft.inference.track.trackfile import Face, ShotTrack, load_track, save_track
 
 from .faceset import DEFAULT_MIN_MOTION, MATTE_NAMES, Faceset, FacesetWriter
 
@@ -99,7 +100,7 @@ def extract(
             shot.require_frames(list(source.frames), str(track))
             track_path = str(track)
         else:
-            from facegraft.inference.tracker import track_shot
+            from facegraft.inference.track.tracker import track_shot
 
             with Progress("track", len(source.frames), json_lines=json_progress) as progress:
                 shot = track_shot(source, face=face, smooth=smooth, progress=progress)

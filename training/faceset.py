@@ -28,9 +28,9 @@ from typing import Any, Optional, Union
 import cv2
 import numpy as np
 
-from facegraft.inference import colour, contact_sheet
 from facegraft.inference.atomic import atomic_write_text
 from facegraft.inference.errors import FaceGraftError
+from facegraft.inference.io import colour, contact_sheet
 
 FORMAT = "facegraft-faceset"
 VERSION = 1

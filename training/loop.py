@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -79,7 +79,7 @@ def _tensorboard(run: Path, enabled: bool, json_lines: bool) -> Any:
 
 
 def _rng_state(g: torch.Generator) -> dict[str, Any]:
-    state = {"data": g.get_state(), "torch": torch.get_rng_state()}
+    state: dict[str, Any] = {"data": g.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -152,8 +152,9 @@ def train(cfg: TrainConfig) -> TrainResult:
         _restore_rng(g, state["rng"])
         step = int(state["step"])
     if device.type == "cuda":
-        net = net.to(memory_format=torch.channels_last)
-    encoder, decoders = net.encoder, dict(net.decoders.items())
+        net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub lacks memory_format
+    encoder: Callable[..., Any] = net.encoder
+    decoders: dict[str, Callable[..., Any]] = dict(net.decoders.items())
     if cfg.compile:
         encoder = torch.compile(encoder)
         decoders = {k: torch.compile(v) for k, v in decoders.items()}

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facegraft.inference import contact_sheet
+from facegraft.inference.io import contact_sheet
 
 from .data import IdentityData
 from .faceset import to_srgb

@@ -76,7 +76,7 @@ def find_python(knob_value: str = "") -> str:
 
 def cli_command(python: str) -> List[str]:
     """The argv prefix that runs the FaceGraft CLI with ``python``."""
-    return [python, "-m", "facegraft.inference.cli"]
+    return [python, "-m", "facegraft.cli"]
 
 
 def setting(name: str, default: Optional[Any] = None) -> Any:

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facegraft.inference import exr_io
-from facegraft.inference.sequence import SequencePattern
+from facegraft.inference.io import exr
+from facegraft.inference.io.sequence import SequencePattern
 
 bpy = pytest.importorskip("bpy", reason="Blender as a module (pip install bpy, Python 3.11) is not installed")
 
@@ -53,7 +53,7 @@ def real_render(single_face_plate: str, tmp_path_factory: pytest.TempPathFactory
 
 def blender_over(plate: Path, render: Path, out: Path) -> None:
     """Blender's compositor: the render file's ``swap`` layer Alpha Over (premultiplied) the plate."""
-    width, height = exr_io.read_header(plate).full_width, exr_io.read_header(plate).full_height
+    width, height = exr.read_header(plate).full_width, exr.read_header(plate).full_height
     scene = bpy.context.scene
     scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = width, height, 100
     scene.use_nodes = True
@@ -85,10 +85,10 @@ def blender_over(plate: Path, render: Path, out: Path) -> None:
 def check_blender_matches(plate: Path, render: Path, out: Path) -> np.ndarray:
     """Composite in Blender and compare with FaceGraft's R,G,B; returns swap.A."""
     blender_over(plate, render, out)
-    got = exr_io.read_image(out).get(["R", "G", "B"])
-    image = exr_io.read_image(render)
+    got = exr.read_image(out).get(["R", "G", "B"])
+    image = exr.read_image(render)
     expected = image.get(["R", "G", "B"])
-    plate_rgb = exr_io.read_image(plate).get(["R", "G", "B"])
+    plate_rgb = exr.read_image(plate).get(["R", "G", "B"])
     alpha = image.get(["swap.A"])[..., 0]
     assert got.shape == expected.shape == plate_rgb.shape
     np.testing.assert_allclose(got, expected, **HALF)
@@ -104,12 +104,12 @@ def check_blender_matches(plate: Path, render: Path, out: Path) -> np.ndarray:
 def test_blender_alpha_over_of_a_real_render_matches_facegraft(real_render: dict[str, SequencePattern],
                                                                frame: int, tmp_path: Path) -> None:
     plate, render = Path(real_render["plate"].path(frame)), Path(real_render["render"].path(frame))
-    image = exr_io.read_image(render)
-    assert exr_io.attributes(image.spec, "facegraft/").get("facegraft/status") == "rendered"
+    image = exr.read_image(render)
+    assert exr.attributes(image.spec, "facegraft/").get("facegraft/status") == "rendered"
     alpha = check_blender_matches(plate, render, tmp_path / "blender.exr")
     inside = alpha > 0.9
     assert inside.sum() > 2000, "the face matte is (nearly) empty"
-    changed = np.abs(image.get(["R", "G", "B"]) - exr_io.read_image(plate).get(["R", "G", "B"]))[inside]
+    changed = np.abs(image.get(["R", "G", "B"]) - exr.read_image(plate).get(["R", "G", "B"]))[inside]
     assert changed.mean() > 0.02, "the swap does not change the face: the comparison would prove nothing"
 
 
@@ -129,8 +129,8 @@ def render_like_exr(folder: Path) -> tuple[Path, Path]:
     pixels = np.concatenate([comp.astype(np.float16), np.ones((H, W, 1), np.float16), swap, matte], axis=2)
     names = ["R", "G", "B", "A", "swap.R", "swap.G", "swap.B", "swap.A", "matte.face"]
     render, plate_path = folder / "render.1001.exr", folder / "plate.1001.exr"
-    exr_io.write_image(render, pixels, exr_io.new_spec(W, H, names))
-    exr_io.write_image(plate_path, plate, exr_io.new_spec(W, H, ["R", "G", "B"]))
+    exr.write_image(render, pixels, exr.new_spec(W, H, names))
+    exr.write_image(plate_path, plate, exr.new_spec(W, H, ["R", "G", "B"]))
     return plate_path, render
 
 

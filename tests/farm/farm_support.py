@@ -11,7 +11,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))  # render_models
 
-from facegraft.inference import exr_io  # noqa: E402
+from facegraft.inference.io import exr  # noqa: E402
 
 FACEGRAFT = str(Path(sys.executable).parent / "facegraft")
 EXPECTED = Path(__file__).parent / "expected"
@@ -20,9 +20,9 @@ EXPECTED = Path(__file__).parent / "expected"
 def write_plate(folder: Path, frames: range, name: str = "sh010") -> str:
     """A tiny half-float EXR sequence (real files, written through OIIO)."""
     folder.mkdir(parents=True, exist_ok=True)
-    spec = exr_io.new_spec(8, 8, ["R", "G", "B"], np.float16)
+    spec = exr.new_spec(8, 8, ["R", "G", "B"], np.float16)
     for frame in frames:
-        exr_io.write_image(folder / f"{name}.{frame:04d}.exr", np.full((8, 8, 3), frame % 7, np.float16), spec)
+        exr.write_image(folder / f"{name}.{frame:04d}.exr", np.full((8, 8, 3), frame % 7, np.float16), spec)
     return str(folder / f"{name}.####.exr")
 
 

@@ -15,9 +15,9 @@ from render_models import build_identity_model
 
 from facegraft.farm.batch import Batch, load_shots, parse_gpus
 from facegraft.farm.submit import make_shot
-from facegraft.inference import exr_io
 from facegraft.inference.errors import FaceGraftError
-from facegraft.inference.sequence import SequencePattern
+from facegraft.inference.io import exr
+from facegraft.inference.io.sequence import SequencePattern
 
 
 def _yaml(folder: Path, plate: str, out: str, shots: list[dict]) -> Path:
@@ -103,7 +103,7 @@ def test_two_shots_render_resume_after_kill_and_skip_when_done(single_face_plate
     assert devices == {"GPU 0", "GPU 1"}
     for name, frames in (("sh010", range(1001, 1007)), ("sh020", range(1007, 1013))):
         for a, b in zip(_frames(tmp_path / "killed", name, frames), _frames(tmp_path / "clean", name, frames)):
-            assert exr_io.is_complete(a)
+            assert exr.is_complete(a)
             assert a.read_bytes() == b.read_bytes(), f"{a.name} differs after resume"
     # 4. a third run skips both shots
     again = facegraft("batch", str(killed), "--json-progress", timeout=120)

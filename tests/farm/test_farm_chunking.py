@@ -7,7 +7,7 @@ from outline.modules.shell import Shell
 
 from facegraft.farm.chunking import chunk_frames, parse_range, uniform_step
 from facegraft.inference.errors import FaceGraftError
-from facegraft.inference.sequence import format_frames
+from facegraft.inference.io.sequence import format_frames
 
 RANGES = ["1001-1240", "1001-1024", "1001-1100x3", "1,5,10-20", "1001", "7-9"]
 

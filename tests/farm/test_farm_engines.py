@@ -26,7 +26,7 @@ from facegraft.farm.chunking import parse_range
 from facegraft.farm.job import FarmJob
 from facegraft.farm.submit import make_job, make_shot, write_files
 from facegraft.inference.errors import FaceGraftError
-from facegraft.inference.sequence import format_frames
+from facegraft.inference.io.sequence import format_frames
 
 EXE = ("/opt/facegraft/bin/facegraft",)
 OPTIONS = {"color_match": "rct", "blend": "multiband", "erode": 4, "feather": 12, "face": "largest", "smooth": 0.5}
@@ -222,6 +222,6 @@ def test_deadline_refuses_irregular_frames(shot_files: dict[str, str], tmp_path:
 
 def test_opencue_import_is_lazy() -> None:
     """Importing facegraft.farm (and the CLI) must not import pyoutline/pycue."""
-    code = "import sys, facegraft.farm.submit, facegraft.inference.cli; print(any(m.split('.')[0] in ('outline', 'opencue') for m in sys.modules))"
+    code = "import sys, facegraft.farm.submit, facegraft.cli.main; print(any(m.split('.')[0] in ('outline', 'opencue') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr

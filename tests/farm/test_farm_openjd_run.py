@@ -18,8 +18,8 @@ from render_models import build_identity_model
 from facegraft.farm import openjd
 from facegraft.farm.job import default_executable
 from facegraft.farm.submit import make_job, make_shot
-from facegraft.inference import exr_io
-from facegraft.inference.sequence import SequencePattern
+from facegraft.inference.io import exr
+from facegraft.inference.io.sequence import SequencePattern
 
 FRAMES = range(1001, 1013)
 pytestmark = pytest.mark.slow
@@ -69,7 +69,7 @@ def test_chunked_render_is_byte_identical_to_one_process(chunked: dict[str, str]
         if Path(a.path(frame)).read_bytes() != Path(b.path(frame)).read_bytes():
             _same_code(chunked)
             raise AssertionError(f"frame {frame} differs: "
-                                 f"{_difference(exr_io.read_image(a.path(frame)), exr_io.read_image(b.path(frame)))}")
+                                 f"{_difference(exr.read_image(a.path(frame)), exr.read_image(b.path(frame)))}")
 
 
 def test_chunk_killed_mid_frame_completes_on_retry(chunked: dict[str, str]) -> None:
@@ -98,24 +98,24 @@ def test_chunk_killed_mid_frame_completes_on_retry(chunked: dict[str, str]) -> N
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the render finished before it could be killed"
     seq = SequencePattern(out)
-    done_before = [f for f in FRAMES if exr_io.is_complete(seq.path(f))]
+    done_before = [f for f in FRAMES if exr.is_complete(seq.path(f))]
     assert len(done_before) < len(FRAMES)
     retry = subprocess.run(openjd.run_command(job_dir, tasks=[str(task.frames)], dependencies=False),
                            capture_output=True, text=True, timeout=600)
     assert retry.returncode == 0, retry.stdout[-4000:]
     single = SequencePattern(chunked["single"])
     for frame in FRAMES:
-        image = exr_io.read_image(seq.path(frame))
+        image = exr.read_image(seq.path(frame))
         assert image.pixels.size
         if Path(seq.path(frame)).read_bytes() != Path(single.path(frame)).read_bytes():
             _same_code(chunked)
             raise AssertionError(f"frame {frame} differs after the retry (frames complete before it: "
-                                 f"{done_before}): {_difference(image, exr_io.read_image(single.path(frame)))}")
+                                 f"{done_before}): {_difference(image, exr.read_image(single.path(frame)))}")
 
 
-def _difference(a: exr_io.Image, b: exr_io.Image) -> str:
+def _difference(a: exr.Image, b: exr.Image) -> str:
     """Where two frames differ: pixel count and first positions, and header attributes."""
     same = (a.pixels == b.pixels) | (np.isnan(a.pixels) & np.isnan(b.pixels))
-    attrs_a, attrs_b = exr_io.attributes(a.spec), exr_io.attributes(b.spec)
+    attrs_a, attrs_b = exr.attributes(a.spec), exr.attributes(b.spec)
     attrs = {k: (v, attrs_b.get(k)) for k, v in attrs_a.items() if attrs_b.get(k) != v}
     return f"{int((~same).sum())} values, first at {np.argwhere(~same)[:3].tolist()}; attributes {attrs}"

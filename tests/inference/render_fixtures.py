@@ -13,8 +13,9 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from facegraft.inference import align, exr_io
-from facegraft.inference.trackfile import Face, FrameTrack, ShotTrack
+from facegraft.inference.io import exr
+from facegraft.inference.track import align
+from facegraft.inference.track.trackfile import Face, FrameTrack, ShotTrack
 
 FIRST = 1001
 DISPLAY = (192, 144)
@@ -48,13 +49,13 @@ def make_plate(folder: Path, frames: Iterable[int] = range(FIRST, FIRST + 4), al
     pattern = str(folder / f"{name}.####.exr")
     for frame in frames:
         pixels, names = plate_pixels(frame, alpha)
-        spec = exr_io.new_spec(pixels.shape[1], pixels.shape[0], names, np.float16)
+        spec = exr.new_spec(pixels.shape[1], pixels.shape[0], names, np.float16)
         spec.x, spec.y = -OVERSCAN[0], -OVERSCAN[1]
         spec.full_x, spec.full_y, spec.full_width, spec.full_height = 0, 0, DISPLAY[0], DISPLAY[1]
         spec.attribute("compression", "zip")
         spec.attribute("PixelAspectRatio", 1.0)
         spec.attribute("studio/shot", "sh010")
-        exr_io.write_image(pattern.replace("####", f"{frame:04d}"), pixels, spec)
+        exr.write_image(pattern.replace("####", f"{frame:04d}"), pixels, spec)
     return pattern
 
 

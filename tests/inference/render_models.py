@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from facegraft.inference import modelfile
+from facegraft.inference.models import modelfile
 
 OPSET = [helper.make_opsetid("", 17)]
 PathLike = Union[str, Path]

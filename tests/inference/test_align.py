@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facegraft.inference import align
+from facegraft.inference.track import align
 
 
 def _transform(scale=120.0, angle=0.3, tx=300.0, ty=180.0) -> np.ndarray:

@@ -8,8 +8,10 @@ import threading
 import numpy as np
 import pytest
 
-from facegraft.inference import atomic, contact_sheet, trackfile
+from facegraft.inference import atomic
 from facegraft.inference.errors import FaceGraftError
+from facegraft.inference.io import contact_sheet
+from facegraft.inference.track import trackfile
 
 
 def test_writes_and_leaves_no_temporary_file(tmp_path):

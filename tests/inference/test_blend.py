@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facegraft.inference import blend, mattes
+from facegraft.inference.render import blend
+from facegraft.inference.track import mattes
 
 
 def _disc(size=96, radius=30.0):

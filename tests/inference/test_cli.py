@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-CLI = [sys.executable, "-m", "facegraft.inference.cli"]
+CLI = [sys.executable, "-m", "facegraft.cli.main"]
 
 
 def test_help_lists_the_stages():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facegraft.inference import colormatch
+from facegraft.inference.render import colormatch
 
 
 def _face(seed: int, size: int = 48) -> np.ndarray:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facegraft.inference import colour
 from facegraft.inference.errors import FaceGraftError
+from facegraft.inference.io import colour
 
 
 def test_plate_to_model_round_trip_under_1e_4():

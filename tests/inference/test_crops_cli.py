@@ -7,7 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from facegraft.inference import align, cli, exr_io, trackfile
+from facegraft.cli import main as cli
+from facegraft.inference.io import exr
+from facegraft.inference.track import align, trackfile
 
 
 @pytest.fixture(scope="module")
@@ -22,17 +24,17 @@ def test_crops_and_contact_sheet(track_file: str, single_face_plate: str, tmp_pa
     assert cli.main(["crops", track_file, single_face_plate, "--out", str(out), "--res", "128"]) == 0
     files = sorted(p.name for p in out.glob("crop.*.exr"))
     assert files == [f"crop.{n}.exr" for n in range(1001, 1007)]
-    image = exr_io.read_image(out / "crop.1003.exr")
+    image = exr.read_image(out / "crop.1003.exr")
     assert image.pixels.dtype == np.float16 and image.pixels.shape == (128, 128, 4)
     rgb, matte = image.get(["R", "G", "B"]), image.get(["A"])[..., 0]
     # the crop is the plate pixels through the track's transform (plate colour space, not display)
     track = trackfile.load_track(track_file)
-    plate = exr_io.read_image(single_face_plate.replace("####", "1003")).rgb()
+    plate = exr.read_image(single_face_plate.replace("####", "1003")).rgb()
     expected = align.crop(plate, track.face(1003).transform, 128, "whole_face")
     assert np.abs(rgb - expected).max() < 2e-3 * max(1.0, float(np.abs(expected).max()))
     # the matte covers the middle of the face and not the corners
     assert matte[64, 64] > 0.99 and matte[2, 2] == 0.0 and 0.25 < matte.mean() < 0.85
-    assert exr_io.attributes(image.spec, "facegraft/")["facegraft/track"] == 1
+    assert exr.attributes(image.spec, "facegraft/")["facegraft/track"] == 1
     sheet = cv2.imread(str(out / "contact_sheet.png"))
     assert sheet is not None and sheet.shape[1] > 6 * 320
     # landmarks are drawn in the target colour (green) on the thumbnails

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from tracking_support import clip_frames
 
-from facegraft.inference import detect
+from facegraft.inference.track import detect
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_tiles_cover_the_frame() -> None:
 @pytest.mark.parametrize("shrink", [1.3, 2.5, 4.7, 10.2, 17.0])
 def test_downscaling_warp_keeps_the_geometry(shrink: float) -> None:
     """Ramps in x and y warped at any scale (prefiltered or not) land where the matrix says."""
-    from facegraft.inference import colour
+    from facegraft.inference.io import colour
 
     h, w = 1152, 2048
 
@@ -134,7 +134,7 @@ def test_downscaling_warp_keeps_the_geometry(shrink: float) -> None:
 @pytest.mark.parametrize("shrink", [0.5, 1.3, 4.7, 10.2])
 def test_channel_planar_frames_warp_like_interleaved_ones(frame: np.ndarray, shrink: float) -> None:
     """A frame laid out channel by channel (as an EXR read can hand it out) gives the same pixels."""
-    from facegraft.inference import colour
+    from facegraft.inference.io import colour
 
     big = cv2.resize(frame, (2048, 1152), interpolation=cv2.INTER_LINEAR)
     planar = np.moveaxis(np.ascontiguousarray(np.moveaxis(big, -1, 0)), 0, -1)

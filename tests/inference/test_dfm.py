@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from render_models import build_dfm_model
 
-from facegraft.inference import dfm, face_model, modelfile
 from facegraft.inference.errors import ModelFileError
+from facegraft.inference.models import dfm, face_model, modelfile
 
 
 def test_dfm_info(tmp_path):

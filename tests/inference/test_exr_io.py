@@ -7,8 +7,8 @@ import stat
 import numpy as np
 import pytest
 
-from facegraft.inference import exr_io
 from facegraft.inference.errors import BadFrameError, FaceGraftError
+from facegraft.inference.io import exr
 
 CHANNELS = ["R", "G", "B", "A", "matte.face", "swap.R"]
 
@@ -20,7 +20,7 @@ def _plate(dtype=np.float16, shape=(4, 6)) -> tuple[np.ndarray, object]:
     pixels[1, 1, 1] = np.inf
     pixels[2, 2, 2] = -np.inf
     pixels[3, 3, 3] = 40000.0 if dtype == np.float16 else 1e9
-    spec = exr_io.new_spec(shape[1], shape[0], CHANNELS, dtype)
+    spec = exr.new_spec(shape[1], shape[0], CHANNELS, dtype)
     spec.x, spec.y = 12, -3  # data window offset from the display window
     spec.full_x, spec.full_y, spec.full_width, spec.full_height = 0, 0, 32, 16
     spec.attribute("PixelAspectRatio", 2.0)
@@ -34,8 +34,8 @@ def test_round_trip_is_bit_exact(tmp_path, dtype):
     if dtype == np.float16:
         pixels.view(np.uint16)[0, 1, 0] = 0x7E01  # a NaN with a payload
     path = tmp_path / "p.exr"
-    exr_io.write_image(path, pixels, spec)
-    image = exr_io.read_image(path)
+    exr.write_image(path, pixels, spec)
+    image = exr.read_image(path)
     assert image.pixels.dtype == dtype
     assert image.data_window == (12, -3, 6, 4)
     assert image.display_window == (0, 0, 32, 16)
@@ -47,14 +47,14 @@ def test_round_trip_is_bit_exact(tmp_path, dtype):
 
 
 def test_layers_are_grouped():
-    assert exr_io.channel_layers(CHANNELS) == {"": ["R", "G", "B", "A"], "matte": ["face"], "swap": ["R"]}
+    assert exr.channel_layers(CHANNELS) == {"": ["R", "G", "B", "A"], "matte": ["face"], "swap": ["R"]}
 
 
 def test_make_spec_keeps_header_and_adds_attributes(tmp_path):
     pixels, spec = _plate()
-    out = exr_io.make_spec(spec, ["R", "G", "B"], np.float32, {"facegraft/version": "9"}, "dwaa")
-    exr_io.write_image(tmp_path / "o.exr", pixels[..., :3].astype(np.float32), out)
-    image = exr_io.read_image(tmp_path / "o.exr")
+    out = exr.make_spec(spec, ["R", "G", "B"], np.float32, {"facegraft/version": "9"}, "dwaa")
+    exr.write_image(tmp_path / "o.exr", pixels[..., :3].astype(np.float32), out)
+    image = exr.read_image(tmp_path / "o.exr")
     assert image.channels == ["R", "G", "B"]
     assert image.pixels.dtype == np.float32
     assert image.spec.getattribute("studio:shot") == "sh010"
@@ -66,28 +66,28 @@ def test_make_spec_keeps_header_and_adds_attributes(tmp_path):
 def test_truncated_and_non_exr_files_name_the_frame(tmp_path):
     pixels, spec = _plate()
     good = tmp_path / "good.exr"
-    exr_io.write_image(good, pixels, spec)
+    exr.write_image(good, pixels, spec)
     data = good.read_bytes()
     (tmp_path / "cut.exr").write_bytes(data[: len(data) - 40])
     (tmp_path / "text.exr").write_text("not an image")
     with pytest.raises(BadFrameError, match="frame 1007") as err:
-        exr_io.read_image(tmp_path / "cut.exr", frame=1007)
+        exr.read_image(tmp_path / "cut.exr", frame=1007)
     assert "cut.exr" in str(err.value)
     with pytest.raises(BadFrameError, match="not a readable image"):
-        exr_io.read_image(tmp_path / "text.exr", frame=3)
+        exr.read_image(tmp_path / "text.exr", frame=3)
     with pytest.raises(BadFrameError, match="file not found"):
-        exr_io.read_image(tmp_path / "missing.exr", frame=3)
-    assert not exr_io.is_complete(tmp_path / "text.exr")
-    assert exr_io.is_complete(good)
+        exr.read_image(tmp_path / "missing.exr", frame=3)
+    assert not exr.is_complete(tmp_path / "text.exr")
+    assert exr.is_complete(good)
 
 
 def test_write_is_atomic_and_leaves_no_temp_on_failure(tmp_path):
     pixels, spec = _plate()
     target = tmp_path / "out.exr"
-    exr_io.write_image(target, pixels, spec)
+    exr.write_image(target, pixels, spec)
     before = target.read_bytes()
     with pytest.raises(ValueError):
-        exr_io.write_image(target, pixels[:2], spec)  # wrong shape: refused before touching the file
+        exr.write_image(target, pixels[:2], spec)  # wrong shape: refused before touching the file
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["out.exr"]
 
@@ -99,7 +99,7 @@ def test_read_only_folder_is_reported(tmp_path):
     folder.mkdir()
     folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
     with pytest.raises(FaceGraftError, match="not writable"):
-        exr_io.write_image(folder / "x.exr", pixels, spec, frame=1001)
+        exr.write_image(folder / "x.exr", pixels, spec, frame=1001)
 
 
 def test_unwritable_target_is_reported(tmp_path):
@@ -107,21 +107,21 @@ def test_unwritable_target_is_reported(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("a file where a folder should be")
     with pytest.raises(FaceGraftError, match="cannot create the output folder"):
-        exr_io.write_image(blocker / "x.exr", pixels, spec, frame=1001)
+        exr.write_image(blocker / "x.exr", pixels, spec, frame=1001)
 
 
 def test_per_channel_formats_convert_a_float_buffer_channel_by_channel(tmp_path):
     rng = np.random.default_rng(1)
     pixels = rng.normal(size=(70, 9, 4)).astype(np.float32) * 100
     pixels[..., :3] = pixels[..., :3].astype(np.float16)  # the half channels hold half values
-    spec = exr_io.make_spec(exr_io.new_spec(9, 70, ["R", "G", "B", "Z"]), ["R", "G", "B", "Z"],
+    spec = exr.make_spec(exr.new_spec(9, 70, ["R", "G", "B", "Z"]), ["R", "G", "B", "Z"],
                             attributes={"DateTime": ""}, formats=[np.float16] * 3 + [np.float32])
     assert str(spec.format) == "float" and [str(f) for f in spec.channelformats] == ["half"] * 3 + ["float"]
-    exr_io.write_image(tmp_path / "whole.exr", pixels, spec)
-    exr_io.write_image_rows(tmp_path / "rows.exr", spec, lambda y0, y1: pixels[y0:y1].copy(), strip=16)
+    exr.write_image(tmp_path / "whole.exr", pixels, spec)
+    exr.write_image_rows(tmp_path / "rows.exr", spec, lambda y0, y1: pixels[y0:y1].copy(), strip=16)
     assert (tmp_path / "rows.exr").read_bytes() == (tmp_path / "whole.exr").read_bytes()
-    back = exr_io.read_image(tmp_path / "rows.exr")
-    assert exr_io.channel_dtypes(back.spec) == [np.float16] * 3 + [np.float32]
+    back = exr.read_image(tmp_path / "rows.exr")
+    assert exr.channel_dtypes(back.spec) == [np.float16] * 3 + [np.float32]
     assert np.array_equal(back.pixels, pixels)
-    same = exr_io.make_spec(spec, ["R", "G"], formats=[np.float16, np.float16])
+    same = exr.make_spec(spec, ["R", "G"], formats=[np.float16, np.float16])
     assert str(same.format) == "half" and not same.channelformats

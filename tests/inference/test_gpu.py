@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from render_models import build_conv_model
 
-from facegraft.inference import face_model, runtime
+from facegraft.inference.models import face_model, runtime
 
 pytestmark = pytest.mark.gpu
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from tracking_support import clip_frames, rotate
 
-from facegraft.inference import detect, landmarks
+from facegraft.inference.track import detect, landmarks
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,8 @@ def test_roi_matrix_maps_centre_and_eye_line() -> None:
 
 def test_batched_iris_graph_matches_the_converted_one(models: landmarks.LandmarkModels) -> None:
     """The iris graph re-shaped for a batch (and cut to its iris output) gives what the file gives per eye."""
-    from facegraft.inference import assets, runtime
+    from facegraft.inference import assets
+    from facegraft.inference.models import runtime
 
     assert models.iris_batched
     original = runtime.create_session(assets.model_path("iris_landmark"), device="cpu", threads=1)

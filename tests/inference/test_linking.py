@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facegraft.inference import linking
 from facegraft.inference.errors import FaceGraftError
+from facegraft.inference.track import linking
 
 
 def face(index: int, cx: float, cy: float, size: float = 100.0) -> linking.Observation:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facegraft.inference import align, mattes
+from facegraft.inference.track import align, mattes
 
 
 def _landmarks(scale=150.0) -> np.ndarray:

@@ -8,8 +8,8 @@ import onnx
 import pytest
 from render_models import build_identity_model
 
-from facegraft.inference import face_model, modelfile
 from facegraft.inference.errors import ModelFileError
+from facegraft.inference.models import face_model, modelfile
 
 
 def test_stamp_and_read_round_trip(tmp_path):

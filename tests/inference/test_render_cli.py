@@ -14,10 +14,12 @@ import pytest
 from render_fixtures import FIRST, aligned_transform, make_plate, make_track
 from render_models import build_conv_model, build_identity_model
 
-from facegraft.inference import exr_io, face_model, frames, renderer
-from facegraft.inference.trackfile import save_track
+from facegraft.inference.io import exr, frames
+from facegraft.inference.models import face_model
+from facegraft.inference.render import renderer
+from facegraft.inference.track.trackfile import save_track
 
-FACEGRAFT = [sys.executable, "-m", "facegraft.inference.cli"]
+FACEGRAFT = [sys.executable, "-m", "facegraft.cli.main"]
 
 
 def _cli(*args, **kwargs):
@@ -61,7 +63,7 @@ def test_render_json_progress(shot, tmp_path):
     assert kinds[0] in ("info", "start") and "done" in kinds and kinds[-1] == "result"
     assert [e["frame"] for e in events if e["event"] == "progress"] == list(range(FIRST, FIRST + 4))
     assert events[-1]["rendered"] == f"{FIRST}-{FIRST + 3}"
-    spec = exr_io.read_header(tmp_path / f"r.{FIRST}.exr")
+    spec = exr.read_header(tmp_path / f"r.{FIRST}.exr")
     assert spec.get_string_attribute("compression").startswith("dwaa")
 
 
@@ -114,7 +116,7 @@ def test_killed_render_resumes_cleanly(shot, tmp_path):
     finished = [p for p in written if not p.name.startswith(".")]
     assert 1 <= len(finished) < 10
     for path in finished:  # whatever exists is a whole frame
-        assert exr_io.is_complete(path) and exr_io.read_image(path).pixels.shape[-1] == 13
+        assert exr.is_complete(path) and exr.read_image(path).pixels.shape[-1] == 13
     result = subprocess.run(list(map(str, args)), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.splitlines()[-1])
@@ -130,7 +132,7 @@ def test_killed_render_resumes_cleanly(shot, tmp_path):
 
 def test_real_track_on_sample_footage(single_face_plate, tmp_path):
     """The real tracker on the sample plate, then an identity render: the face comes back, the rest is untouched."""
-    from facegraft.inference.tracker import track_shot
+    from facegraft.inference.track.tracker import track_shot
 
     source = frames.open_source(single_face_plate, f"{FIRST}-{FIRST + 3}")
     track = track_shot(source, smooth=0.5)
@@ -139,8 +141,8 @@ def test_real_track_on_sample_footage(single_face_plate, tmp_path):
     report = renderer.render_shot(source, track, model, out, renderer.RenderSettings(feather=6))
     assert report.rendered == list(range(FIRST, FIRST + 4))
     for frame in report.rendered:
-        o = exr_io.read_image(out.replace("####", str(frame)))
-        p = exr_io.read_image(single_face_plate.replace("####", str(frame)))
+        o = exr.read_image(out.replace("####", str(frame)))
+        p = exr.read_image(single_face_plate.replace("####", str(frame)))
         alpha = o.get(["swap.A"])[..., 0]
         assert (alpha > 0.99).sum() > 2000  # a face-sized matte
         outside = alpha == 0
@@ -154,6 +156,6 @@ def test_render_layers_option(shot, tmp_path):
     base = ["render", shot["plate"], "--track", shot["track"], "--model", shot["model"], "--frames", str(FIRST)]
     result = _cli(*base, "--out", tmp_path / "r.####.exr", "--layers", "none")
     assert result.returncode == 0, result.stderr
-    assert set(exr_io.read_header(tmp_path / f"r.{FIRST}.exr").channelnames) == {"R", "G", "B", "A", "Z"}
+    assert set(exr.read_header(tmp_path / f"r.{FIRST}.exr").channelnames) == {"R", "G", "B", "A", "Z"}
     result = _cli(*base, "--out", tmp_path / "bad.####.exr", "--layers", "swap,depth")
     assert result.returncode == 2 and "--layers" in result.stderr and "depth" in result.stderr

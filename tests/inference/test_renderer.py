@@ -7,8 +7,11 @@ import pytest
 from render_fixtures import FIRST, POISON, aligned_transform, make_plate, make_track, plate_pixels, rotated_transform
 from render_models import build_dfm_model, build_identity_model
 
-from facegraft.inference import align, colour, dfm, exr_io, face_model, frames, layers, renderer
 from facegraft.inference.errors import BadFrameError, FaceGraftError
+from facegraft.inference.io import colour, exr, frames, layers
+from facegraft.inference.models import dfm, face_model
+from facegraft.inference.render import renderer
+from facegraft.inference.track import align
 
 RES = 64
 FRAMES = list(range(FIRST, FIRST + 4))
@@ -32,7 +35,7 @@ def _render(plate, model, out, track=None, **kwargs):
 
 
 def _frame(pattern, frame=FIRST):
-    return exr_io.read_image(pattern.replace("####", f"{frame:04d}"))
+    return exr.read_image(pattern.replace("####", f"{frame:04d}"))
 
 
 def _bits(image, names):
@@ -55,7 +58,7 @@ def test_identity_model_reproduces_plate(tmp_path, plate, identity):
     # header: windows, precision, plate metadata kept; facegraft attributes added
     assert o.data_window == p.data_window and o.display_window == p.display_window
     assert o.pixels.dtype == np.float16
-    attrs = exr_io.attributes(o.spec)
+    attrs = exr.attributes(o.spec)
     assert attrs["studio/shot"] == "sh010"
     assert attrs["facegraft/status"] == layers.RENDERED
     assert attrs["facegraft/model_hash"] == identity.info.content_hash
@@ -116,8 +119,8 @@ def test_holdout_pixels_untouched(tmp_path, plate):
     for frame in FRAMES:  # a "hand" over the left half of the face: display x 80..100
         pixels = np.zeros((144, 192, 1), np.float16)
         pixels[:, 80:100] = 1.0
-        spec = exr_io.new_spec(192, 144, ["A"], np.float16)
-        exr_io.write_image(str(hold / f"hands.{frame:04d}.exr"), pixels, spec)
+        spec = exr.new_spec(192, 144, ["A"], np.float16)
+        exr.write_image(str(hold / f"hands.{frame:04d}.exr"), pixels, spec)
     out = str(tmp_path / "r.####.exr")
     _render(plate, model, out, holdout=str(hold / "hands.####.exr"), feather=4)
     o, p = _frame(out), _frame(plate)
@@ -153,7 +156,7 @@ def test_no_face_frames_pass_through(tmp_path, plate, identity):
     o, p = _frame(out, FIRST + 1), _frame(plate, FIRST + 1)
     assert np.array_equal(_bits(o, ["R", "G", "B", "Z"]), _bits(p, ["R", "G", "B", "Z"]))
     assert not np.any(o.get(list(layers.FACEGRAFT)))
-    assert exr_io.attributes(o.spec)["facegraft/status"] == layers.NO_FACE
+    assert exr.attributes(o.spec)["facegraft/status"] == layers.NO_FACE
 
 
 def test_plate_alpha_kept_outside(tmp_path, identity):
@@ -200,8 +203,8 @@ def test_corrupt_frame_policies(tmp_path, plate, identity):
     assert not (tmp_path / "skip" / "r.1003.exr").exists()
     report = _render(bad, identity, tmp_path / "hold" / "r.####.exr", on_error="hold")
     assert report.held == [FIRST + 2]
-    held = exr_io.read_image(tmp_path / "hold" / "r.1003.exr")
-    attrs = exr_io.attributes(held.spec)
+    held = exr.read_image(tmp_path / "hold" / "r.1003.exr")
+    attrs = exr.attributes(held.spec)
     assert attrs["facegraft/status"] == layers.HELD and attrs["facegraft/held_from"] == FIRST + 1
     assert np.array_equal(_bits(held, ["R", "G", "B"]), _bits(_frame(plate, FIRST + 1), ["R", "G", "B"]))
 
@@ -247,17 +250,17 @@ def test_layers_option_leaves_layers_out_and_keeps_the_rest(tmp_path, plate, ide
 
 def test_strip_writer_gives_write_image_bytes(tmp_path):
     pixels, names = plate_pixels(FIRST, alpha=True)
-    spec = exr_io.new_spec(pixels.shape[1], pixels.shape[0], names, np.float16)
+    spec = exr.new_spec(pixels.shape[1], pixels.shape[0], names, np.float16)
     spec.x, spec.y = -8, -6
     spec.attribute("DateTime", "2024:01:01 00:00:00")
     for compression in ("zip", "dwaa", "piz"):
         spec.attribute("compression", compression)
-        exr_io.write_image(tmp_path / "whole.exr", pixels, spec)
+        exr.write_image(tmp_path / "whole.exr", pixels, spec)
         for strip in (1, 7, 64, 1000):
-            exr_io.write_image_rows(tmp_path / "rows.exr", spec, lambda y0, y1: pixels[y0:y1].copy(), strip=strip)
+            exr.write_image_rows(tmp_path / "rows.exr", spec, lambda y0, y1: pixels[y0:y1].copy(), strip=strip)
             assert (tmp_path / "rows.exr").read_bytes() == (tmp_path / "whole.exr").read_bytes(), (compression, strip)
     with pytest.raises(ValueError, match="rows 0-"):
-        exr_io.write_image_rows(tmp_path / "bad.exr", spec, lambda y0, y1: pixels[y0:y1, :3].copy())
+        exr.write_image_rows(tmp_path / "bad.exr", spec, lambda y0, y1: pixels[y0:y1, :3].copy())
     assert not list(tmp_path.glob(".*tmp*")) and not (tmp_path / "bad.exr").exists()
 
 
@@ -286,7 +289,7 @@ def test_a_plate_without_date_gives_a_header_without_date(tmp_path, identity):
     settings = renderer.RenderSettings()
     out = str(tmp_path / "r.####.exr")
     renderer.render_shot(frames.open_source(str(still)), track, identity, out, settings)
-    attrs = exr_io.attributes(exr_io.read_header(out.replace("####", "0001")))
+    attrs = exr.attributes(exr.read_header(out.replace("####", "0001")))
     assert "DateTime" not in attrs  # OpenImageIO would stamp the time of writing: bytes would vary run to run
 
 
@@ -295,12 +298,12 @@ def test_multiband_on_a_dark_plate_stays_positive(tmp_path):
     face's features (black/magenta blotches); blending in the model's log space cannot."""
     folder = tmp_path / "dark"
     folder.mkdir()
-    spec = exr_io.new_spec(200, 140, ["R", "G", "B"], np.float16)
+    spec = exr.new_spec(200, 140, ["R", "G", "B"], np.float16)
     for frame in FRAMES:
         yy, xx = np.mgrid[0:140, 0:200]
         checker = ((yy // 4 + xx // 4) % 2).astype(np.float16)  # dark texture: 0.001 / 0.05
         pixels = np.repeat((0.001 + 0.049 * checker)[..., None], 3, axis=2).astype(np.float16)
-        exr_io.write_image(folder / f"dark.{frame:04d}.exr", pixels, spec)
+        exr.write_image(folder / f"dark.{frame:04d}.exr", pixels, spec)
     model = face_model.load(build_identity_model(tmp_path / "bright.onnx", RES, shift=[0.45, 0.3, 0.35], mask="ellipse"),
                             device="cpu")
     out = str(tmp_path / "r.####.exr")
@@ -330,11 +333,11 @@ def test_mixed_precision_plate_keeps_each_channel_precision(tmp_path, plate, ide
         pixels, names = plate_pixels(frame)
         values = pixels.astype(np.float32)
         values[..., names.index("Z")] += np.float32(1.0 / 3.0)  # not representable in half
-        spec = exr_io.make_spec(exr_io.read_header(plate.replace("####", f"{frame:04d}")), names,
+        spec = exr.make_spec(exr.read_header(plate.replace("####", f"{frame:04d}")), names,
                                 formats=[np.float16, np.float16, np.float16, np.float32])
-        exr_io.write_image(folder / f"plate.{frame:04d}.exr", values, spec)
+        exr.write_image(folder / f"plate.{frame:04d}.exr", values, spec)
     mixed = str(folder / "plate.####.exr")
-    assert [str(f) for f in exr_io.read_header(mixed.replace("####", f"{FIRST:04d}")).channelformats] == \
+    assert [str(f) for f in exr.read_header(mixed.replace("####", f"{FIRST:04d}")).channelformats] == \
         ["half", "half", "half", "float"]
     _render(mixed, identity, tmp_path / "m" / "r.####.exr", frames=FRAMES[:2], feather=4)
     _render(plate, identity, tmp_path / "h" / "r.####.exr", frames=FRAMES[:2], feather=4)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from facegraft.inference.errors import FaceGraftError
-from facegraft.inference.sequence import SequencePattern, format_frames, parse_frames, resolve_frames
+from facegraft.inference.io.sequence import SequencePattern, format_frames, parse_frames, resolve_frames
 
 
 @pytest.mark.parametrize("pattern", ["plate.####.exr", "plate.%04d.exr", "plate.@@@@.exr"])

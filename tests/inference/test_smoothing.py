@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facegraft.inference import align, linking, smoothing, tracker
+from facegraft.inference.track import align, linking, smoothing, tracker
 
 
 def truth(t: np.ndarray) -> np.ndarray:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from facegraft.inference import assets, cli, trackfile
+from facegraft.cli import main as cli
+from facegraft.inference import assets
+from facegraft.inference.track import trackfile
 
 
 def test_track_writes_a_track_file_and_a_summary(single_face_plate: str, tmp_path: Path,
@@ -79,7 +81,7 @@ def test_console_entry_point(single_face_plate: str, tmp_path: Path) -> None:
     ["farm", "submit", "p.####.exr", "--model", "m.onnx", "--out", "r.####.exr"],
 ])
 def test_smooth_is_checked_by_every_command_that_tracks(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    from facegraft.inference.cli import build_parser
+    from facegraft.cli.main import build_parser
 
     parser = build_parser()
     assert parser.parse_args([*argv, "--smooth", "0.25"]).smooth == 0.25

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from tracking_support import MemorySource, clip_frames, rotate
 
-from facegraft.inference import exr_io, tracker
 from facegraft.inference.errors import BadFrameError
-from facegraft.inference.frames import open_source
+from facegraft.inference.io import exr
+from facegraft.inference.io.frames import open_source
+from facegraft.inference.track import tracker
 
 
 @pytest.fixture(scope="module")
@@ -82,11 +83,11 @@ def test_nan_and_inf_pixels_in_an_exr_plate(single_face_plate: str, tmp_path: Pa
                                             frame_tracker: tracker.FrameTracker) -> None:
     source = open_source(single_face_plate, "1001-1004")
     for n in source.frames:
-        image = exr_io.read_image(source.path(n), n)  # type: ignore[attr-defined]
+        image = exr.read_image(source.path(n), n)  # type: ignore[attr-defined]
         pixels = image.pixels.copy()
         pixels[150:190, 250:300, :3] = np.nan  # over the face
         pixels[:20, :, :3] = np.inf
-        exr_io.write_image(tmp_path / f"dirty.{n}.exr", pixels, image.spec)
+        exr.write_image(tmp_path / f"dirty.{n}.exr", pixels, image.spec)
     before = (tmp_path / "dirty.1002.exr").read_bytes()
     shot = tracker.track_shot(open_source(str(tmp_path / "dirty.####.exr")), tracker=frame_tracker)
     for n in shot.frame_numbers:
@@ -165,9 +166,9 @@ def test_tiles_are_searched_while_nothing_is_followed_and_then_every_few_searche
 def test_a_weak_refined_pass_reuses_the_first_mesh() -> None:
     """A fresh detection whose refined ROI loses the face keeps the first pass's mesh: FaceMesh
     runs twice (box, refined ROI), never a third time on the box's ROI."""
-    from facegraft.inference import align
-    from facegraft.inference.detect import Detection
-    from facegraft.inference.landmarks import LandmarkModels
+    from facegraft.inference.track import align
+    from facegraft.inference.track.detect import Detection
+    from facegraft.inference.track.landmarks import LandmarkModels
 
     transform = np.array([[1 / 120, 0.0, -200 / 120], [0.0, 1 / 120, -150 / 120]])  # a 120 px face at (200, 150)
     mesh = align.synthetic_landmarks(transform)[:468]

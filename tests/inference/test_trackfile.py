@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from facegraft.inference import align, trackfile
 from facegraft.inference.errors import FaceGraftError
+from facegraft.inference.track import align, trackfile
 
 
 def _shot() -> trackfile.ShotTrack:

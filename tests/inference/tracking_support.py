@@ -13,7 +13,8 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from facegraft.inference import assets, colour
+from facegraft.inference import assets
+from facegraft.inference.io import colour
 
 
 @dataclass

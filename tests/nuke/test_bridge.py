@@ -34,7 +34,7 @@ def _track_job(node: nuke.Gizmo, done: list) -> bridge.Job:
 
 def test_settings_use_the_plate_read_and_parse_with_the_real_cli(fake: object, single_face_plate: str,
                                                                    tmp_path: Path) -> None:
-    from facegraft.inference.cli import build_parser
+    from facegraft.cli.main import build_parser
 
     node = _node(single_face_plate, tmp_path)
     chosen = knobs.settings(node)
@@ -120,7 +120,7 @@ def test_render_button_tracks_renders_and_reloads(fake: object, single_face_plat
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
     from render_models import build_identity_model  # type: ignore[import-not-found]
 
-    from facegraft.inference import exr_io
+    from facegraft.inference.io import exr
 
     node = _node(single_face_plate, tmp_path)
     node["last_frame"].setValue(1004)
@@ -138,10 +138,10 @@ def test_render_button_tracks_renders_and_reloads(fake: object, single_face_plat
     assert task.progress[-1] == 100 and any("render frame 1004" in m for m in task.messages)
     chosen = knobs.settings(node)
     for frame in range(1001, 1005):
-        image = exr_io.read_image(chosen.out.replace("####", str(frame)))
-        params = json.loads(exr_io.attributes(image.spec, "facegraft/")["facegraft/params"])
+        image = exr.read_image(chosen.out.replace("####", str(frame)))
+        params = json.loads(exr.attributes(image.spec, "facegraft/")["facegraft/params"])
         assert params["blend"] == "multiband" and params["feather"] == 12, params
-        plate = exr_io.read_image(single_face_plate.replace("####", str(frame))).get(["R", "G", "B"])
+        plate = exr.read_image(single_face_plate.replace("####", str(frame))).get(["R", "G", "B"])
         assert (image.get(["swap.A"]) > 0.5).sum() > 1000 and not (image.get(["R", "G", "B"]) == plate).all()
     written = {f: Path(chosen.out.replace("####", str(f))).stat().st_mtime_ns for f in range(1001, 1005)}
 

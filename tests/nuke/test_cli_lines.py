@@ -16,7 +16,7 @@ import pytest
 from facegraft_nuke import commands, config, knobs
 from nuke_support import build_facegraft, gizmo_tree
 
-from facegraft.inference.cli import build_parser
+from facegraft.cli.main import build_parser
 
 MENUS = ("color_match", "blend", "device", "on_error", "holdout_channel", "output", "farm_engine")
 ERODE = (0, 4, -3)

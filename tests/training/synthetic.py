@@ -7,7 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facegraft.inference import assets, colour
+from facegraft.inference import assets
+from facegraft.inference.io import colour
 from facegraft.training.faceset import FacesetWriter
 from facegraft.training.loop import TrainConfig
 

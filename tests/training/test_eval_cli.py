@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facegraft.inference.cli import main
+from facegraft.cli.main import main
 from facegraft.training.evaluate import evaluate, masked_psnr, masked_ssim
 
 

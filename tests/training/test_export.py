@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facegraft.inference import exr_io, modelfile
 from facegraft.inference.errors import FaceGraftError
-from facegraft.inference.face_model import load as load_face_model
-from facegraft.inference.frames import open_source
-from facegraft.inference.renderer import RenderSettings, render_shot
-from facegraft.inference.runtime import create_session
-from facegraft.inference.trackfile import load_track
+from facegraft.inference.io import exr
+from facegraft.inference.io.frames import open_source
+from facegraft.inference.models import modelfile
+from facegraft.inference.models.face_model import load as load_face_model
+from facegraft.inference.models.runtime import create_session
+from facegraft.inference.render.renderer import RenderSettings, render_shot
+from facegraft.inference.track.trackfile import load_track
 from facegraft.training.export import export_model
 
 
@@ -53,7 +54,7 @@ def test_the_exported_model_renders_a_frame(tiny_run: Path, man_extract, single_
     report = render_shot(open_source(single_face_plate, "1001"), load_track(man_extract.track_path), model, out,
                          RenderSettings(), frames=[1001])
     assert report.rendered == [1001]
-    image = exr_io.read_image(out.replace("####", "1001"))
+    image = exr.read_image(out.replace("####", "1001"))
     alpha = image.get(["swap.A"])[..., 0].astype(np.float32)
     assert alpha.max() > 0.5  # the swap landed on the face
     assert sys.modules.get("torch") is not None  # training tests run with torch; rendering never needs it

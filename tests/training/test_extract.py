@@ -4,12 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facegraft.inference import align, colour
 from facegraft.inference.errors import FaceGraftError
-from facegraft.inference.face_model import load as load_model
-from facegraft.inference.frames import open_source
-from facegraft.inference.renderer import FrameRenderer, RenderSettings
-from facegraft.inference.trackfile import load_track
+from facegraft.inference.io import colour
+from facegraft.inference.io.frames import open_source
+from facegraft.inference.models.face_model import load as load_model
+from facegraft.inference.render.renderer import FrameRenderer, RenderSettings
+from facegraft.inference.track import align
+from facegraft.inference.track.trackfile import load_track
 from facegraft.training.extract import extract
 from facegraft.training.faceset import open_faceset
 

@@ -72,7 +72,7 @@ def test_a_corrupt_checkpoint_is_explained(tiny_run: Path, clip_facesets, tmp_pa
 
 
 def test_without_res_the_run_trains_at_the_facesets_resolution(clip_facesets, tmp_path: Path) -> None:
-    from facegraft.inference.cli import build_parser
+    from facegraft.cli.main import build_parser
 
     assert build_parser().parse_args(["train", "--faceset", "a", "--faceset", "b", "--out", "r"]).res is None
     train(tiny_config(clip_facesets, tmp_path / "auto", steps=1, res=None))

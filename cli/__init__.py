@@ -1,0 +1,1 @@
+"""One module per ``facegraft`` subcommand (see ``facegraft.cli.main``)."""

@@ -1,0 +1,51 @@
+"""Render many shots on this machine, one worker per GPU.
+
+  facegraft batch shots.yaml --gpus 0,1
+
+shots.yaml (paths relative to the file; 'defaults' apply to every shot):
+
+  defaults:
+    options: {color_match: rct, device: cuda}
+  shots:
+    - name: sh010
+      plate: plates/sh010.####.exr
+      model: models/sh010_actor.onnx
+      out: renders/sh010_swap.####.exr
+      frames: 1001-1240            # optional: every frame on disk
+      options: {face: largest, smooth: 0.5, blend: multiband}
+
+Each shot is tracked, then rendered. Every shot is checked before any work starts. Re-running
+the same file resumes: complete shots are skipped, complete frames are not rendered again.
+"""
+from __future__ import annotations
+
+import argparse
+
+from facegraft.cli.options import add_json_progress
+
+NAME = "batch"
+HELP = "render the shots listed in a YAML file, one worker per GPU"
+ORDER = 61
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("shots", metavar="SHOTS.yaml", help="YAML file listing the shots")
+    parser.add_argument("--gpus", default=None, metavar="IDS",
+                        help="GPU indices, one worker each, e.g. 0,1 (default: one worker on the default device)")
+    parser.add_argument("--dry-run", action="store_true", help="check the shots and print what would run")
+    parser.add_argument("--facegraft-exe", default=None,
+                        help="facegraft command the workers run (default: the one beside this Python)")
+    add_json_progress(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from facegraft.farm.batch import Batch, load_shots, parse_gpus, plan
+    from facegraft.farm.job import parse_executable
+
+    gpus = parse_gpus(args.gpus)
+    executable = parse_executable(args.facegraft_exe)
+    shots = load_shots(args.shots)
+    if args.dry_run:
+        print(plan(shots, gpus, executable))
+        return 0
+    return Batch(shots, gpus, executable, json_lines=args.json_progress).run()

@@ -1,1 +1,0 @@
-"""One module per ``facegraft`` subcommand (see ``facegraft.inference.cli``)."""

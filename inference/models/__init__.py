@@ -1,0 +1,1 @@
+"""The model-file contract and its adapters (FaceGraft ONNX, DeepFaceLab .dfm) and onnxruntime sessions."""

@@ -1,0 +1,1 @@
+"""Finding and following faces: detection, landmarks, linking, smoothing, the track file, alignment, mattes."""

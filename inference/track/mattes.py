@@ -1,0 +1,95 @@
+"""Soft mattes from the FaceMesh: the face (with forehead) and its regions.
+
+Polygons are filled with 1/16 px precision and antialiased edges. Points are continuous
+pixel coordinates of the target image (pixel centres at +0.5), as everywhere in FaceGraft.
+Left and right are as seen in the image.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from facegraft.inference.track import align
+
+REGIONS: dict[str, list[int]] = {
+    "face_oval": [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
+                  152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109],
+    "lips": [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185],
+    "mouth": [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191],
+    "left_eye": [33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246],
+    "right_eye": [263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466],
+    "left_brow": [70, 63, 105, 66, 107, 55, 65, 52, 53, 46],
+    "right_brow": [300, 293, 334, 296, 336, 285, 295, 282, 283, 276],
+}
+CHIN, TOP = 152, 10
+_SHIFT = 4  # fillPoly sub-pixel bits
+
+
+def fill_polygon(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """An antialiased polygon matte ``[H, W]`` float32 in 0..1."""
+    canvas = np.zeros(shape, np.uint8)
+    pts = np.asarray(points, dtype=np.float64)[:, :2] - 0.5  # continuous -> pixel index
+    fixed = np.round(pts * (1 << _SHIFT)).astype(np.int32)
+    cv2.fillPoly(canvas, [fixed], 255, lineType=cv2.LINE_AA, shift=_SHIFT)
+    return canvas.astype(np.float32) / 255.0
+
+
+def hull(points: np.ndarray) -> np.ndarray:
+    """The convex hull of ``(N, 2)`` points, as a polygon."""
+    pts = np.asarray(points, dtype=np.float32)[:, :2]
+    return cv2.convexHull(pts).reshape(-1, 2).astype(np.float64)
+
+
+def face_outline(points: np.ndarray, forehead: float = 0.2) -> np.ndarray:
+    """The face oval with its upper half raised by ``forehead`` x the face height.
+
+    FaceMesh stops at mid-forehead; swaps that stop there leave a seam under the hairline.
+    """
+    pts = np.asarray(points, dtype=np.float64)[:, :2]
+    oval = pts[REGIONS["face_oval"]]
+    up = pts[TOP] - pts[CHIN]
+    height = float(np.linalg.norm(up))
+    if height < 1e-6 or forehead <= 0:
+        return oval
+    up /= height
+    eye_line = (pts[list(align.EYE_LEFT)].mean(axis=0) + pts[list(align.EYE_RIGHT)].mean(axis=0)) / 2
+    above = (oval - eye_line) @ up  # distance above the eye line
+    top = max(float(above.max()), 1e-6)
+    lift = np.clip(above / top, 0.0, 1.0) * forehead * height
+    return oval + lift[:, None] * up[None, :]
+
+
+def face_matte(points_px: np.ndarray, shape: tuple[int, int], forehead: float = 0.2) -> np.ndarray:
+    """The face matte: hull of the face oval with forehead, ``[H, W]`` float32 in 0..1."""
+    return fill_polygon(hull(face_outline(points_px, forehead)), shape)
+
+
+def region_mattes(points_px: np.ndarray, shape: tuple[int, int], names: Sequence[str] = tuple(REGIONS)) -> dict[str, np.ndarray]:
+    """One matte per named FaceMesh region (eyes, brows, lips, mouth interior, face oval)."""
+    pts = np.asarray(points_px, dtype=np.float64)[:, :2]
+    return {name: fill_polygon(pts[REGIONS[name]], shape) for name in names}
+
+
+def crop_mattes(landmarks: np.ndarray, transform: np.ndarray, res: int, coverage: str = "whole_face",
+                forehead: float = 0.2) -> dict[str, np.ndarray]:
+    """Mattes in crop space (``face`` plus every region) for the crop ``align.crop`` makes."""
+    pts = align.apply(align.crop_matrix(transform, res, coverage), np.asarray(landmarks)[:, :2])
+    mattes = region_mattes(pts, (res, res))
+    mattes["face"] = face_matte(pts, (res, res), forehead)
+    mattes["eyes"] = np.maximum(mattes["left_eye"], mattes["right_eye"])
+    return mattes
+
+
+def erode_feather(matte: np.ndarray, erode: float = 0.0, feather: float = 0.0) -> np.ndarray:
+    """Shrink a matte by ``erode`` px (negative grows it), then soften its edge by ``feather`` px."""
+    out: np.ndarray = np.asarray(matte, dtype=np.float32)
+    if erode:
+        size = int(round(abs(erode))) * 2 + 1
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+        out = cv2.erode(out, kernel) if erode > 0 else cv2.dilate(out, kernel)
+    if feather > 0:
+        sigma = feather / 2.0
+        out = cv2.GaussianBlur(out, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)
+    return np.clip(out, 0.0, 1.0)
