@@ -84,7 +84,8 @@ def run_demo(out: Path, *, steps: int = 1500, frames: int = 48, res: int = 64, w
     from facegraft.inference.io.frames import open_source
     from facegraft.inference.io.ingest import ingest
     from facegraft.inference.models.face_model import load as load_face_model
-    from facegraft.inference.render.renderer import RenderSettings, render_shot
+    from facegraft.inference.render.renderer import render_shot
+    from facegraft.inference.render.settings import RenderSettings
     from facegraft.inference.track.tracker import track_shot
     from facegraft.inference.track.trackfile import save_track
 

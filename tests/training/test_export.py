@@ -13,7 +13,8 @@ from facegraft.inference.io.frames import open_source
 from facegraft.inference.models import modelfile
 from facegraft.inference.models.face_model import load as load_face_model
 from facegraft.inference.models.runtime import create_session
-from facegraft.inference.render.renderer import RenderSettings, render_shot
+from facegraft.inference.render.renderer import render_shot
+from facegraft.inference.render.settings import RenderSettings
 from facegraft.inference.track.trackfile import load_track
 from facegraft.training.export import export_model
 

@@ -8,7 +8,8 @@ from facegraft.inference.errors import FaceGraftError
 from facegraft.inference.io import colour
 from facegraft.inference.io.frames import open_source
 from facegraft.inference.models.face_model import load as load_model
-from facegraft.inference.render.renderer import FrameRenderer, RenderSettings
+from facegraft.inference.render.renderer import FrameRenderer
+from facegraft.inference.render.settings import RenderSettings
 from facegraft.inference.track import align
 from facegraft.inference.track.trackfile import load_track
 from facegraft.training.extract import extract
