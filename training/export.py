@@ -64,7 +64,8 @@ def to_onnx(module: nn.Module, res: int) -> onnx.ModelProto:
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice is not for users
         torch.onnx.export(
-            module, (example,), buffer, dynamo=False,  # type: ignore[arg-type]  # a file object is accepted opset_version=OPSET, input_names=[modelfile.INPUT_NAME],
+            module, (example,), buffer,  # type: ignore[arg-type]  # a file object is accepted
+            dynamo=False, opset_version=OPSET, input_names=[modelfile.INPUT_NAME],
             output_names=list(modelfile.OUTPUT_NAMES), do_constant_folding=True,
             dynamic_axes={name: {0: "batch"} for name in (modelfile.INPUT_NAME, *modelfile.OUTPUT_NAMES)},
         )
