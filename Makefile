@@ -47,4 +47,4 @@ bench: setup
 	$(BIN)/python bench/train.py
 
 clean:
-	rm -rf $(VENV) demo_out bench/out
+	rm -rf $(VENV) demo_out bench/out build

@@ -38,7 +38,7 @@ setup(
     python_requires=">=3.10",
     packages=list(PACKAGE_DIRS),
     package_dir=PACKAGE_DIRS,
-    package_data={"facegraft.farm": ["templates/*"], "facegraft.inference.track": ["data/*"]},
+    package_data={"facegraft.farm": ["templates/*"]},
     install_requires=[
         "numpy>=1.26",
         "OpenImageIO>=3.0",

@@ -45,7 +45,8 @@ from render_models import build_conv_model  # noqa: E402
 from facegraft.inference import assets  # noqa: E402
 from facegraft.inference.io import exr, frames  # noqa: E402
 from facegraft.inference.models import face_model  # noqa: E402
-from facegraft.inference.render import renderer  # noqa: E402
+from facegraft.inference.render.renderer import render_shot  # noqa: E402
+from facegraft.inference.render.settings import RenderSettings  # noqa: E402
 
 SIZES = {"2k": (2048, 1152), "uhd": (3840, 2160)}
 LAYER_SETS = ("all", "none")  # --layers: the default, and the composite only
@@ -126,11 +127,11 @@ def main() -> None:
                 for _ in range(args.repeat):
                     floors.append(io_floor(pattern, work / "floor", compression, args.frames))
                     for name in LAYER_SETS:
-                        settings = renderer.RenderSettings(feather=12, erode=4, color_match="rct",
-                                                           compression=compression, layers=name)
+                        settings = RenderSettings(feather=12, erode=4, color_match="rct", compression=compression,
+                                                  layers=name)
                         cpu = time.process_time()
-                        report = renderer.render_shot(source, track, model, str(work / "out" / "r.####.exr"),
-                                                      settings, overwrite=True)
+                        report = render_shot(source, track, model, str(work / "out" / "r.####.exr"), settings,
+                                             overwrite=True)
                         runs[name].append((args.frames / report.timings.wall,
                                            (time.process_time() - cpu) / args.frames, report.timings.as_dict()))
                 floor = statistics.median(f for f, _ in floors)

@@ -2,56 +2,35 @@
 
     python bench/train.py [--res 64 128 256] [--width 32] [--batch 8] [--steps 5] [--peak-tflops 989]
 
-A step trains ``batch`` faces of each of two identities (augmentation and losses included,
-data loading excluded). FLOPs are counted analytically from the convolutions and dense layers
-(forward x 3 for forward + backward). The peak default is an H100 SXM's dense bf16.
+A step is the training loop's own (``facegraft.training.loop.train_step``): ``batch`` faces of
+each of two identities, augmentation and losses included, data loading excluded. FLOPs are
+counted analytically from the convolutions and dense layers (forward x 3 for forward + backward). The peak default is an H100 SXM's dense bf16.
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
 import platform
 import time
 
 import torch
 
-from facegraft.training.augment import AugmentConfig, augment
-from facegraft.training.losses import LossWeights, reconstruction_loss
+from facegraft.training.loop import make_optimizer, pick_device, step_parts, train_step
 from facegraft.training.network import CombNet, NetConfig, count_flops
+
+NAMES = ["a", "b"]
 
 
 def bench(res: int, width: int, batch: int, steps: int, device: torch.device, compile_net: bool) -> tuple[float, float]:
+    """Time the training loop's own step on random faces: (samples/s, FLOP/s)."""
     torch.manual_seed(0)
-    net = CombNet(NetConfig(res=res, width=width, identities=["a", "b"])).to(device)
-    if device.type == "cuda":
-        net = net.to(memory_format=torch.channels_last)
-    encoder, decoders = net.encoder, dict(net.decoders.items())
-    if compile_net:
-        encoder = torch.compile(encoder)
-        decoders = {k: torch.compile(v) for k, v in decoders.items()}
-    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    net = CombNet(NetConfig(res=res, width=width, identities=NAMES)).to(device)
+    parts = step_parts(net, make_optimizer(net, 1e-4), device, NAMES, compile_net)
     g = torch.Generator().manual_seed(0)
     faces = torch.rand(batch, 3, res, res)
     mattes = torch.ones(batch, 2, res, res)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
     def step() -> None:
-        inputs, targets = [], []
-        for _ in range(2):
-            w, t, m = augment(faces, mattes, AugmentConfig(), g)
-            inputs.append(w)
-            targets.append((t.to(device), m.to(device)))
-        x = torch.cat(inputs).to(device)
-        if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast:
-            codes = encoder(x).chunk(2)
-            outs = [decoders[n](c) for n, c in zip(("a", "b"), codes)]
-        loss = sum(reconstruction_loss(p, k, t, m[:, :1], m[:, 1:], LossWeights())["total"]
-                   for (p, k), (t, m) in zip(outs, targets))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(parts, lambda _name: (faces, mattes), g)
 
     for _ in range(2 if not compile_net else 3):
         step()
@@ -63,8 +42,8 @@ def bench(res: int, width: int, batch: int, steps: int, device: torch.device, co
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = (time.perf_counter() - start) / steps
-    flops = 3 * count_flops(net.cpu() if device.type == "cpu" else net.to("cpu"), res) * 2 * batch
-    return 2 * batch / seconds, flops / seconds
+    flops = 3 * count_flops(net.cpu(), res) * len(NAMES) * batch
+    return len(NAMES) * batch / seconds, flops / seconds
 
 
 def main() -> None:
@@ -77,8 +56,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="bf16 dense peak of the GPU (H100 SXM: 989)")
     args = parser.parse_args()
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = pick_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
     print(f"facegraft train benchmark  {time.strftime('%Y-%m-%d %H:%M')}  device: {name}  torch {torch.__version__}")
     print(f"width {args.width}, batch {args.batch} per identity x 2 identities{', compiled' if args.compile else ''}")

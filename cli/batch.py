@@ -16,12 +16,14 @@ shots.yaml (paths relative to the file; 'defaults' apply to every shot):
 
 Each shot is tracked, then rendered. Every shot is checked before any work starts. Re-running
 the same file resumes: complete shots are skipped, complete frames are not rendered again.
+Settings given on the command line (e.g. --color-match lct) apply to every shot, over the
+file's options; the file's options take the same names (docs/render_settings.md).
 """
 from __future__ import annotations
 
 import argparse
 
-from facegraft.cli.options import add_json_progress
+from facegraft.cli.options import add_json_progress, add_shot_options
 
 NAME = "batch"
 HELP = "render the shots listed in a YAML file, one worker per GPU"
@@ -36,15 +38,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--facegraft-exe", default=None,
                         help="facegraft command the workers run (default: the one beside this Python)")
     add_json_progress(parser)
+    add_shot_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from facegraft.farm.batch import Batch, load_shots, parse_gpus, plan
     from facegraft.farm.job import parse_executable
+    from facegraft.farm.shot_options import shot_options
 
     gpus = parse_gpus(args.gpus)
     executable = parse_executable(args.facegraft_exe)
-    shots = load_shots(args.shots)
+    shots = load_shots(args.shots, overrides=shot_options(args))
     if args.dry_run:
         print(plan(shots, gpus, executable))
         return 0

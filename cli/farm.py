@@ -13,45 +13,12 @@ from __future__ import annotations
 
 import argparse
 
-from facegraft.cli.options import add_frames, smooth_strength
+from facegraft.cli.options import add_frames, add_setting, add_shot_options
+from facegraft.farm.settings import CHUNK, ENGINE
 
 NAME = "farm"
 HELP = "submit a shot to a render farm (Open Job Description, OpenCue, Deadline)"
 ORDER = 60
-
-ENGINES = ("openjd", "opencue", "deadline")
-RENDER_CHOICES = {
-    "color_match": ("none", "rct", "lct", "hist"),
-    "blend": ("alpha", "multiband"),
-    "device": ("auto", "cuda", "tensorrt", "cpu"),
-    "on_error": ("fail", "skip", "hold"),
-}
-
-
-def add_shot_options(parser: argparse.ArgumentParser) -> None:
-    """Options passed through to `facegraft track` and `facegraft render` (their defaults apply when unset)."""
-    group = parser.add_argument_group("passed to track and render")
-    group.add_argument("--face", default=None, help="which face to track: largest, or a track id")
-    group.add_argument("--smooth", type=smooth_strength, default=None, metavar="0..1",
-                       help="track smoothing strength, 0 = off")
-    group.add_argument("--device", choices=RENDER_CHOICES["device"], default=None, help="inference device")
-    group.add_argument("--plate-colorspace", default=None, metavar="SPACE", help="colour space of the plate")
-    group.add_argument("--ocio-config", default=None, metavar="CONFIG", help="OCIO config file or URI")
-    group.add_argument("--color-match", choices=RENDER_CHOICES["color_match"], default=None)
-    group.add_argument("--blend", choices=RENDER_CHOICES["blend"], default=None)
-    group.add_argument("--erode", type=float, default=None, metavar="PX", help="matte erode (plate pixels; negative grows)")
-    group.add_argument("--feather", type=float, default=None, metavar="PX", help="matte feather (plate pixels)")
-    group.add_argument("--on-error", choices=RENDER_CHOICES["on_error"], default=None,
-                       help="what render does with a frame it cannot process")
-    group.add_argument("--holdout", default=None, metavar="PATTERN",
-                       help="matte sequence the swap must not cover (hands, glasses), e.g. roto/hands.####.exr")
-    group.add_argument("--holdout-channel", default=None, metavar="CHANNEL", help="channel of the holdout matte")
-
-
-def shot_options(args: argparse.Namespace) -> dict[str, object]:
-    names = ("face", "smooth", "device", "plate_colorspace", "ocio_config", "color_match", "blend",
-             "erode", "feather", "on_error", "holdout", "holdout_channel")
-    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     submit.add_argument("--model", required=True, help="face model (.onnx)")
     submit.add_argument("--out", required=True, help="output sequence, e.g. renders/sh010_swap.####.exr")
     add_frames(submit)
-    submit.add_argument("--chunk", type=int, default=10, help="frames per render task (default: 10)")
-    submit.add_argument("--engine", choices=ENGINES, default="openjd", help="farm engine (default: openjd)")
+    add_setting(submit, CHUNK)
+    add_setting(submit, ENGINE)
     submit.add_argument("--dry-run", action="store_true", help="write the job folder only; submit nothing")
     submit.add_argument("--job-dir", default=None,
                         help="folder for the job files (default: jobs/NAME in the output folder)")
@@ -95,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     from facegraft.farm import submit
     from facegraft.farm.job import parse_executable
+    from facegraft.farm.shot_options import shot_options
 
     shot = submit.make_shot(args.plate, args.model, args.out, frames=args.frames, track=args.track,
                             options=shot_options(args))

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facegraft.inference.models.modelfile import read_info
+    from facegraft.inference.models.formats import read_info
 
     info = read_info(args.model)
     data = info.as_dict()

@@ -1,9 +1,13 @@
-"""Arguments shared by several subcommands."""
+"""Arguments shared by several subcommands, most of them built from the settings schema."""
 from __future__ import annotations
 
 import argparse
+from typing import Any, Callable, Iterable, Union
 
-from facegraft.inference.io.colour import DEFAULT_CONFIG, DEFAULT_MODEL_SPACE, DEFAULT_PLATE_SPACE
+from facegraft.inference.io.colour import DEFAULT_MODEL_SPACE
+from facegraft.inference.render.settings import Setting, SettingError, setting
+
+Parser = Union[argparse.ArgumentParser, argparse._ArgumentGroup]
 
 
 def add_json_progress(parser: argparse.ArgumentParser) -> None:
@@ -13,15 +17,55 @@ def add_json_progress(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def smooth_strength(text: str) -> float:
-    """argparse type for --smooth: a landmark smoothing strength from 0 (off) to 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--smooth must be a number between 0 and 1, got {text}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"--smooth must be between 0 and 1, got {text}")
-    return value
+def setting_type(declared: Setting) -> Callable[[str], Any]:
+    """argparse ``type`` for a setting: its conversion and checks, with its readable message."""
+
+    def convert(text: str) -> Any:
+        try:
+            return declared.parse(text)
+        except SettingError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = declared.kind
+    return convert
+
+
+def add_setting(parser: Parser, declared: Setting, passed_on: bool = False) -> argparse.Action:
+    """``--flag`` for ``declared``: its type and range checks, choices, and help naming its default.
+
+    ``passed_on``: the option of a command that hands the setting to ``track`` / ``render``
+    (farm submit, batch); unset, it is left out and the stage's own default applies.
+    """
+    if passed_on:
+        stages = [s for s in declared.stages if s in ("track", "render")]
+        shown = f"unset: {' and '.join(stages)} use{'s' if len(stages) == 1 else ''} {declared.shown_default}"
+    else:
+        shown = f"default: {declared.shown_default}"
+    return parser.add_argument(
+        declared.flag,
+        type=setting_type(declared),
+        default=None if passed_on else declared.default,
+        choices=declared.choices or None,
+        metavar=declared.metavar,
+        help=f"{declared.help} ({shown})".replace("%", "%%"),
+    )
+
+
+def add_settings(parser: Parser, settings: Iterable[Setting], passed_on: bool = False) -> None:
+    for declared in settings:
+        add_setting(parser, declared, passed_on)
+
+
+def add_shot_options(parser: argparse.ArgumentParser) -> None:
+    """Every track and render setting, passed on by farm submit and batch (the stage's default when unset)."""
+    from facegraft.farm.shot_options import SHOT_SETTINGS
+
+    group = parser.add_argument_group("passed to track and render (docs/render_settings.md)")
+    add_settings(group, SHOT_SETTINGS, passed_on=True)
+
+
+# ``--smooth`` for the commands that take it with another default or group (e.g. extract).
+smooth_strength = setting_type(setting("smooth"))
 
 
 def add_frames(parser: argparse.ArgumentParser) -> None:
@@ -34,10 +78,7 @@ def add_frames(parser: argparse.ArgumentParser) -> None:
 def add_colour(parser: argparse.ArgumentParser, model_space: bool = False, model_space_default: str = "") -> None:
     """--ocio-config and --plate-colorspace; with ``model_space`` also --model-colorspace, whose
     help names ``model_space_default`` as its default (else the model file's, then the built-in)."""
-    parser.add_argument("--ocio-config", default=DEFAULT_CONFIG, metavar="CONFIG",
-                        help=f"OCIO config file or built-in URI (default: {DEFAULT_CONFIG}; $OCIO is not read implicitly)")
-    parser.add_argument("--plate-colorspace", default=DEFAULT_PLATE_SPACE, metavar="SPACE",
-                        help=f"colour space of the plate pixels (default: {DEFAULT_PLATE_SPACE}, the config's scene_linear)")
+    add_settings(parser, (setting("ocio_config"), setting("plate_colorspace")))
     if model_space:
         parser.add_argument("--model-colorspace", default=None, metavar="SPACE",
                             help="colour space networks see (default: "

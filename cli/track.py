@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from facegraft.cli.options import add_colour, add_frames, add_json_progress, smooth_strength
+from facegraft.cli.options import add_frames, add_json_progress, add_settings
+from facegraft.inference.render.settings import for_stage
 
 NAME = "track"
 HELP = "detect and track faces over a shot; write the shot track (.fgtrack.json)"
@@ -29,10 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("plate", metavar="PLATE", help="plate sequence (plate.####.exr) or a video file")
     parser.add_argument("--out", required=True, metavar="TRACK", help="track file to write (e.g. sh010.fgtrack.json)")
     add_frames(parser)
-    parser.add_argument("--face", default="largest", metavar="largest|ID",
-                        help="target face: 'largest' (largest mean size over the shot) or a track id (default: largest)")
-    parser.add_argument("--smooth", type=smooth_strength, default=0.5, metavar="0..1",
-                        help="landmark smoothing strength, zero-phase over the shot; 0 = off (default: 0.5)")
     parser.add_argument("--redetect", type=int, default=12, metavar="N",
                         help="search the whole frame for new faces every N frames (default: 12)")
     parser.add_argument("--tiled-every", type=int, default=4, metavar="K",
@@ -42,9 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bridge gaps of up to N frames by interpolation (default: 3)")
     parser.add_argument("--on-error", choices=("fail", "skip"), default="fail",
                         help="an unreadable frame stops tracking (fail) or is flagged and skipped (skip)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "tensorrt", "cpu"),
-                        help="where the face models run (default: auto; they are small, the CPU is fine)")
-    add_colour(parser)
+    add_settings(parser.add_argument_group("track settings (docs/render_settings.md)"), for_stage("track"))
     add_json_progress(parser)
 
 
@@ -75,8 +70,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.out.endswith(".json"):
         raise FaceGraftError("the track file name should end in .fgtrack.json", path=args.out,
                              hint="e.g. --out sh010.fgtrack.json")
-    if args.face != "largest" and not args.face.isdigit():
-        raise FaceGraftError(f"--face must be 'largest' or a track id (a whole number), not '{args.face}'")
     source = open_source(args.plate, args.frames, colorspace=args.plate_colorspace, config=args.ocio_config)
     options = TrackerOptions(device=args.device, redetect=max(1, args.redetect), tiled_every=max(1, args.tiled_every),
                              max_gap=max(0, args.max_gap), on_error=args.on_error)

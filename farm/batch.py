@@ -16,16 +16,16 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import yaml
 
 from facegraft.inference.errors import FaceGraftError
 
-from .job import RENDER_OPTIONS, TRACK_OPTIONS, Shot
+from .job import Shot
+from .shot_options import check_options
 from .submit import make_shot
 
-OPTION_NAMES = tuple(dict.fromkeys(TRACK_OPTIONS + RENDER_OPTIONS))
 SHOT_KEYS = ("name", "plate", "model", "out", "frames", "track", "options")
 EXAMPLE = "shots:\n  - plate: plates/sh010.####.exr\n    model: sh010.onnx\n    out: renders/sh010_swap.####.exr"
 
@@ -35,32 +35,7 @@ def _options(raw: Any, where: str, path: str) -> dict[str, object]:
         return {}
     if not isinstance(raw, dict):
         raise FaceGraftError(f"{where}: 'options' must be a mapping", path=path)
-    out = {}
-    for key, value in raw.items():
-        name = str(key).replace("-", "_")
-        if name not in OPTION_NAMES:
-            raise FaceGraftError(f"{where}: unknown option '{key}'", path=path,
-                                 hint=f"options are: {', '.join(OPTION_NAMES)}")
-        out[name] = value
-    return _checked(out, where, path)
-
-
-def _checked(options: dict[str, object], where: str, path: str) -> dict[str, object]:
-    """Values checked and converted exactly as `facegraft farm submit` checks its flags."""
-    import argparse
-
-    from facegraft.cli.farm import add_shot_options, shot_options
-
-    parser = argparse.ArgumentParser(prog=where, add_help=False, exit_on_error=False)
-    add_shot_options(parser)
-    argv = [item for name, value in options.items() for item in ("--" + name.replace("_", "-"), str(value))]
-    try:
-        parsed, extra = parser.parse_known_args(argv)
-    except argparse.ArgumentError as exc:
-        raise FaceGraftError(f"{where}: {exc}", path=path) from None
-    if extra:
-        raise FaceGraftError(f"{where}: cannot read {' '.join(extra)}", path=path)
-    return shot_options(parsed)
+    return check_options(raw, where, path)
 
 
 def _resolve(value: Any, base: Path) -> str:
@@ -68,8 +43,12 @@ def _resolve(value: Any, base: Path) -> str:
     return text if os.path.isabs(text) else str(base / text)
 
 
-def load_shots(path: str) -> list[Shot]:
-    """Read and check every shot of a batch file; relative paths are relative to the file."""
+def load_shots(path: str, overrides: Optional[Mapping[str, object]] = None) -> list[Shot]:
+    """Read and check every shot of a batch file; relative paths are relative to the file.
+
+    ``overrides`` (settings given on the command line, already checked) replace the file's
+    options of every shot; a relative holdout among them is relative to the working folder.
+    """
     source = Path(path)
     try:
         doc = yaml.safe_load(source.read_text(encoding="utf-8"))
@@ -101,6 +80,7 @@ def load_shots(path: str) -> list[Shot]:
         options = {**_options(defaults.get("options"), "defaults", path), **_options(entry.get("options"), where, path)}
         if options.get("holdout"):
             options["holdout"] = _resolve(options["holdout"], base)
+        options.update(overrides or {})
         frames = merged.get("frames")
         try:
             shot = make_shot(

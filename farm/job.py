@@ -17,13 +17,8 @@ import fileseq
 from facegraft.inference.io.sequence import format_frames
 
 from .chunking import chunk_frames
+from .shot_options import RENDER_OPTIONS, TRACK_OPTIONS
 
-# Options each stage takes, as they are spelled in Python (the flag is ``--`` + dashes).
-TRACK_OPTIONS = ("face", "smooth", "device", "plate_colorspace", "ocio_config")
-RENDER_OPTIONS = (
-    "color_match", "blend", "erode", "feather", "device", "plate_colorspace", "ocio_config",
-    "on_error", "holdout", "holdout_channel",
-)
 GPU_DEVICES = ("cuda", "tensorrt")
 
 

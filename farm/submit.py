@@ -10,17 +10,17 @@ import os
 import re
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Mapping, Optional, Sequence
 
 from facegraft.inference.errors import FaceGraftError, ModelFileError
 from facegraft.inference.io.sequence import SequencePattern, resolve_frames
+from facegraft.inference.render.settings import SettingError
 
-from . import deadline, opencue, openjd
 from .chunking import parse_range
+from .engines import engine_module
 from .job import FarmJob, Shot, absolute
+from .settings import CHUNK
 
-ENGINES: dict[str, ModuleType] = {"openjd": openjd, "opencue": opencue, "deadline": deadline}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TAG = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
@@ -56,7 +56,7 @@ def check_model(model: str) -> None:
     if not os.path.isfile(model):
         raise FaceGraftError("the model file does not exist", path=model,
                              hint="check the path; export a model with `facegraft export`")
-    from facegraft.inference.models.modelfile import read_info
+    from facegraft.inference.models.formats import read_info
 
     try:
         read_info(model)
@@ -119,25 +119,15 @@ def make_job(
     for tag in tags:
         if not _TAG.match(tag):
             raise FaceGraftError(f"'{tag}' cannot be a tag", hint="tags are words: letters, digits and '_'")
-    if chunk < 1:
-        raise FaceGraftError(f"--chunk must be 1 or more, not {chunk}")
+    try:
+        chunk = CHUNK.parse(chunk)
+    except SettingError as exc:
+        raise FaceGraftError(str(exc)) from None
     if not executable:
         raise FaceGraftError("--facegraft-exe is empty", hint="give the facegraft executable the workers run")
     return FarmJob(name=job_name, shot=shot, chunk_size=int(chunk), executable=tuple(executable),
                    priority=int(priority), gpu=gpu, memory_gb=float(memory_gb), tags=tuple(tags),
                    engine_options=dict(engine_options or {}))
-
-
-def engine_module(engine: str) -> ModuleType:
-    try:
-        return ENGINES[engine]
-    except KeyError:
-        raise FaceGraftError(f"unknown farm engine '{engine}'", hint=f"choose one of: {', '.join(ENGINES)}") from None
-
-
-def job_files(job: FarmJob, engine: str, job_dir: Path) -> dict[str, str]:
-    """The engine's files for the job, generated and checked in memory."""
-    return engine_module(engine).files(job, job_dir)
 
 
 def write_files(files: Mapping[str, str], job_dir: Path) -> list[Path]:

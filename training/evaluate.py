@@ -27,7 +27,7 @@ import numpy as np
 from facegraft.inference.errors import FaceGraftError
 from facegraft.inference.io import colour, contact_sheet
 from facegraft.inference.io.frames import open_source
-from facegraft.inference.models import modelfile
+from facegraft.inference.models import formats, modelfile
 from facegraft.inference.models.runtime import create_session
 from facegraft.inference.progress import Progress, say
 from facegraft.inference.track import mattes
@@ -174,8 +174,8 @@ def evaluate(
     json_progress: bool = False,
 ) -> Report:
     """Measure ``model`` on the plate's tracked face (and on ``faceset``); writes ``report.json`` and PNG plots."""
-    info = modelfile.read_info(model)
-    if info.kind != "facegraft":
+    info = formats.read_info(model)
+    if info.kind != modelfile.KIND:
         raise FaceGraftError("the quality report needs a FaceGraft model file", path=str(model),
                              hint="export one with `facegraft export`")
     out = Path(out)

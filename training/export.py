@@ -24,7 +24,9 @@ import torch
 from torch import nn
 
 from facegraft.inference.errors import FaceGraftError
-from facegraft.inference.models import modelfile
+from facegraft.inference.io.colour import DEFAULT_CONFIG
+from facegraft.inference.models import formats, modelfile
+from facegraft.inference.models.base import ModelInfo
 from facegraft.inference.models.runtime import create_session
 
 from .loop import load_model
@@ -54,7 +56,7 @@ class ExportResult:
     path: Path
     max_abs_diff: float  # onnxruntime vs torch (float32) on the parity batch
     tolerance: float
-    info: modelfile.ModelInfo
+    info: ModelInfo
 
 
 def to_onnx(module: nn.Module, res: int) -> onnx.ModelProto:
@@ -119,10 +121,10 @@ def export_model(
     stamped = modelfile.stamp(
         proto, resolution=res, coverage=state.get("coverage", "whole_face"),
         colorspace=state.get("colorspace", "ACEScct"), source=source, target=target, provenance=provenance,
-        ocio_config=state.get("ocio_config", modelfile.DEFAULT_CONFIG), template=state.get("template") or None,
+        ocio_config=state.get("ocio_config", DEFAULT_CONFIG), template=state.get("template") or None,
     )
     path = modelfile.save(stamped, out)
-    info = modelfile.read_info(path)
+    info = formats.read_info(path)
 
     faces = parity_batch(state, res)
     session = create_session(path, device="cpu")

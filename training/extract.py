@@ -115,24 +115,16 @@ def extract(
         with Progress("extract", len(source.frames), json_lines=json_progress) as progress:
             for frame in source.frames:
                 found = shot.face(frame, wanted_track)
-                if found is None:
-                    report.no_face.append(frame)
-                    progress.update(frame=frame, kept=writer.added)
-                    continue
-                if any(flag in found.flags for flag in skip_flags):
+                if found is not None and any(flag in found.flags for flag in skip_flags):
                     report.flagged.append(frame)
-                    progress.update(frame=frame, kept=writer.added)
-                    continue
-                plate = source.read(frame)
-                crop = model_crop(plate, found, res, coverage, to_model)
-                if crop is None:
-                    report.no_face.append(frame)
-                    progress.update(frame=frame, kept=writer.added)
-                    continue
-                landmarks = found.landmarks
-                points = align.apply(align.crop_matrix(found.transform, res, coverage), landmarks[:, :2])
-                face_mattes = mattes.crop_mattes(landmarks, found.transform, res, coverage)
-                writer.add(crop, face_mattes, points, source=name, frame=frame, track=found.track)
+                else:
+                    crop = None if found is None else model_crop(source.read(frame), found, res, coverage, to_model)
+                    if found is None or crop is None:
+                        report.no_face.append(frame)
+                    else:
+                        points = align.apply(align.crop_matrix(found.transform, res, coverage), found.landmarks[:, :2])
+                        face_mattes = mattes.crop_mattes(found.landmarks, found.transform, res, coverage)
+                        writer.add(crop, face_mattes, points, source=name, frame=frame, track=found.track)
                 progress.update(frame=frame, kept=writer.added)
     finally:
         report.faceset = writer.close()

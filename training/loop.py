@@ -1,9 +1,9 @@
 """The training loop: read it top to bottom.
 
-Each step draws ``batch`` faces of every identity, augments them, runs all warped faces
-through the shared encoder at once, rebuilds each identity's faces with its own decoder, and
-sums the per-identity losses. Checkpoints carry the optimizer and random generator states,
-so a resumed run continues the same trajectory as one that never stopped.
+Each step (``train_step``) draws ``batch`` faces of every identity, augments them, runs all
+warped faces through the shared encoder at once, rebuilds each identity's faces with its own
+decoder, and sums the per-identity losses. Checkpoints carry the optimizer and random generator
+states, so a resumed run continues the same trajectory as one that never stopped.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 
@@ -57,6 +57,72 @@ class TrainResult:
     step: int
     losses: list[float] = field(default_factory=list)  # total loss of every step run this time
     samples_per_second: float = 0.0
+
+
+@dataclass
+class StepParts:
+    """What a training step runs: the (possibly compiled) encoder and decoders, the optimizer."""
+
+    names: list[str]  # identities, in the order their faces are drawn
+    encoder: Callable[..., Any]
+    decoders: dict[str, Callable[..., Any]]
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    aug: AugmentConfig = field(default_factory=AugmentConfig)
+    weights: LossWeights = field(default_factory=LossWeights)
+
+
+@dataclass
+class StepResult:
+    loss: torch.Tensor  # the total loss (detached)
+    terms: list[dict[str, torch.Tensor]]  # each identity's loss terms, in ``names`` order
+    samples: int  # faces trained on
+
+
+def make_optimizer(net: CombNet, lr: float) -> torch.optim.Optimizer:
+    """The loop's optimizer: Adam, betas 0.5 and 0.999."""
+    return torch.optim.Adam(net.parameters(), lr=lr, betas=(0.5, 0.999))
+
+
+def step_parts(net: CombNet, optimizer: torch.optim.Optimizer, device: torch.device, names: Sequence[str],
+               compile: bool = False, weights: Optional[LossWeights] = None) -> StepParts:
+    """Ready ``net`` (already on ``device``) for ``train_step``: channels-last on CUDA, compiled if asked."""
+    if device.type == "cuda":
+        net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub lacks memory_format
+    encoder: Callable[..., Any] = net.encoder
+    decoders: dict[str, Callable[..., Any]] = dict(net.decoders.items())
+    if compile:
+        encoder = torch.compile(encoder)
+        decoders = {k: torch.compile(v) for k, v in decoders.items()}
+    return StepParts(list(names), encoder, decoders, optimizer, device, weights=weights or LossWeights())
+
+
+def train_step(parts: StepParts, draw: Callable[[str], tuple[torch.Tensor, torch.Tensor]],
+               g: torch.Generator) -> StepResult:
+    """One optimizer step: ``draw(name)`` gives an identity's faces and mattes, which are augmented
+    (with ``g``), encoded together, decoded per identity, scored and back-propagated."""
+    device = parts.device
+    inputs, targets, mattes = [], [], []
+    for name in parts.names:
+        faces, face_mattes = draw(name)
+        warped, target, target_mattes = augment(faces, face_mattes, parts.aug, g)
+        inputs.append(warped)
+        targets.append(target.to(device))
+        mattes.append(target_mattes.to(device))
+    x = torch.cat(inputs).to(device)
+    if device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    with autocast:
+        codes = parts.encoder(x).chunk(len(parts.names))
+        outputs = [parts.decoders[name](code) for name, code in zip(parts.names, codes)]
+    terms = [reconstruction_loss(pred, mask, target, m[:, :1], m[:, 1:2], parts.weights)
+             for (pred, mask), target, m in zip(outputs, targets, mattes)]
+    loss = torch.stack([t["total"] for t in terms]).sum()
+    parts.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    parts.optimizer.step()
+    return StepResult(loss.detach(), terms, int(x.shape[0]))
 
 
 def pick_device(name: str) -> torch.device:
@@ -143,7 +209,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         net_cfg = NetConfig(res=res, width=cfg.width, latent=cfg.latent, identities=names)
     torch.manual_seed(cfg.seed)
     net = CombNet(net_cfg, minimum_res=cfg.min_res).to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    optimizer = make_optimizer(net, cfg.lr)
     g = torch.Generator().manual_seed(cfg.seed)
     step = 0
     if state is not None:
@@ -151,17 +217,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         optimizer.load_state_dict(state["optimizer"])
         _restore_rng(g, state["rng"])
         step = int(state["step"])
-    if device.type == "cuda":
-        net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub lacks memory_format
-    encoder: Callable[..., Any] = net.encoder
-    decoders: dict[str, Callable[..., Any]] = dict(net.decoders.items())
-    if cfg.compile:
-        encoder = torch.compile(encoder)
-        decoders = {k: torch.compile(v) for k, v in decoders.items()}
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else contextlib.nullcontext())
+    parts = step_parts(net, optimizer, device, names, cfg.compile, LossWeights(ms_ssim=cfg.ms_ssim))
     res = net_cfg.res
-    aug, weights = AugmentConfig(), LossWeights(ms_ssim=cfg.ms_ssim)
     run.mkdir(parents=True, exist_ok=True)
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("resume", "json_progress")}
     settings["res"] = res  # as trained, also when the facesets chose it
@@ -193,34 +250,16 @@ def train(cfg: TrainConfig) -> TrainResult:
         while step < cfg.steps:
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
-            inputs, targets, mattes = [], [], []
-            for name in names:
-                faces, face_mattes = data[name].sample(g, cfg.batch, res)
-                warped, target, target_mattes = augment(faces, face_mattes, aug, g)
-                inputs.append(warped)
-                targets.append(target.to(device))
-                mattes.append(target_mattes.to(device))
-            x = torch.cat(inputs).to(device)
-            if device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast:
-                codes = encoder(x).chunk(len(names))
-                outputs = [decoders[name](code) for name, code in zip(names, codes)]
-            terms = [reconstruction_loss(pred, mask, target, m[:, :1], m[:, 1:2], weights)
-                     for (pred, mask), target, m in zip(outputs, targets, mattes)]
-            loss = torch.stack([t["total"] for t in terms]).sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            done = train_step(parts, lambda name: data[name].sample(g, cfg.batch, res), g)
             step += 1
-            samples += x.shape[0]
-            value = float(loss.detach())
+            samples += done.samples
+            value = float(done.loss)
             result.losses.append(value)
             rate = samples / max(time.perf_counter() - started, 1e-9)
             bar.update(1, step=step, loss=f"{value:.4f}", samples_per_s=f"{rate:.1f}")
             if writer is not None:
                 writer.add_scalar("loss/total", value, step)
-                for name, t in zip(names, terms):
+                for name, t in zip(names, done.terms):
                     for key in ("l1", "ssim", "mask"):
                         writer.add_scalar(f"loss/{name}/{key}", float(t[key]), step)
                 writer.add_scalar("samples_per_second", rate, step)

@@ -3,25 +3,34 @@
 Pixels are kept over the **data window** in their stored precision (half stays float16),
 so a pixel that FaceGraft does not touch is written back bit for bit, NaN and Inf included.
 The plate's header (windows, pixel aspect, every attribute) travels with the pixels in an
-``oiio.ImageSpec``. Writes are atomic: a temporary file in the target folder, then a rename.
+``oiio.ImageSpec``. Writes are atomic (``atomic``): a temporary file in the target folder, then a rename.
 """
 from __future__ import annotations
 
-import errno
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Optional, Sequence, Union
+from typing import Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import OpenImageIO as oiio
 
+from facegraft.inference.atomic import atomic_path
 from facegraft.inference.errors import BadFrameError, FaceGraftError
 
 PathLike = Union[str, Path]
-_DTYPES = {"half": np.float16, "float": np.float32}
 _thread_config = threading.Lock()
+
+
+def _type_name(dtype: type) -> str:
+    """OpenImageIO's name of an array precision: ``half`` for float16, ``float`` for anything else."""
+    return "half" if np.dtype(dtype) == np.float16 else "float"
+
+
+def _array_dtype(type_name: str) -> type:
+    """The array precision of an OpenImageIO type name: float16 for ``half``, float32 for anything else."""
+    return np.float16 if type_name == "half" else np.float32
 
 
 def configure_threads(threads: int) -> None:
@@ -95,7 +104,7 @@ def read_image(path: PathLike, frame: Optional[int] = None) -> Image:
             raise BadFrameError("deep images are not supported", path=name, frame=frame,
                                 hint="flatten the plate (DeepToImage) before FaceGraft")
         dtype = _storage_dtype(spec)
-        pixels = source.read_image(0, 0, 0, spec.nchannels, "half" if dtype == np.float16 else "float")
+        pixels = source.read_image(0, 0, 0, spec.nchannels, _type_name(dtype))
         if pixels is None:
             raise BadFrameError(
                 f"the file is truncated or corrupt ({source.geterror().strip() or 'read failed'})",
@@ -122,7 +131,7 @@ def read_header(path: PathLike) -> oiio.ImageSpec:
 def channel_dtypes(spec: oiio.ImageSpec) -> list[type]:
     """Each channel's stored precision: ``np.float16`` for half, ``np.float32`` for anything else."""
     formats = [str(f) for f in spec.channelformats] or [str(spec.format)] * spec.nchannels
-    return [np.float16 if f == "half" else np.float32 for f in formats]
+    return [_array_dtype(f) for f in formats]
 
 
 def make_spec(
@@ -139,7 +148,7 @@ def make_spec(
     differ the header gets per-channel formats (``channelformats``) and a float format: pixels are
     then handed over as float32 and OpenImageIO stores each channel in its own precision.
     """
-    kinds = ["half" if np.dtype(d) == np.float16 else "float" for d in (formats or [dtype] * len(channels))]
+    kinds = [_type_name(d) for d in (formats or [dtype] * len(channels))]
     if len(kinds) != len(channels):
         raise ValueError(f"{len(kinds)} formats for {len(channels)} channels")
     spec = oiio.ImageSpec(like)
@@ -159,14 +168,10 @@ def make_spec(
 
 def new_spec(width: int, height: int, channels: Sequence[str], dtype: type = np.float16) -> oiio.ImageSpec:
     """A bare header for a ``width`` x ``height`` image (data window = display window)."""
-    spec = oiio.ImageSpec(width, height, len(channels), "half" if np.dtype(dtype) == np.float16 else "float")
+    spec = oiio.ImageSpec(width, height, len(channels), _type_name(dtype))
     spec.channelnames = tuple(channels)
     spec.alpha_channel = list(channels).index("A") if "A" in channels else -1
     return spec
-
-
-def _tmp_name(target: Path) -> Path:
-    return target.with_name(f".{target.stem}.{os.getpid()}.{threading.get_ident()}.tmp{target.suffix}")
 
 
 def write_image(path: PathLike, pixels: np.ndarray, spec: oiio.ImageSpec, frame: Optional[int] = None) -> None:
@@ -175,7 +180,7 @@ def write_image(path: PathLike, pixels: np.ndarray, spec: oiio.ImageSpec, frame:
         pixels = pixels[..., None]
     if pixels.shape != (spec.height, spec.width, spec.nchannels):
         raise ValueError(f"pixels {pixels.shape} do not match the header {(spec.height, spec.width, spec.nchannels)}")
-    dtype = np.float16 if str(spec.format) == "half" else np.float32
+    dtype = _array_dtype(str(spec.format))
     _write_atomic(path, spec, frame, lambda out: bool(out.write_image(np.ascontiguousarray(pixels, dtype=dtype))))
 
 
@@ -188,7 +193,7 @@ def write_image_rows(path: PathLike, spec: oiio.ImageSpec, rows: Callable[[int, 
     never held in memory, so a caller can build each strip in a small reusable buffer. OIIO
     encodes a strip without holding the GIL.
     """
-    dtype = np.float16 if str(spec.format) == "half" else np.float32
+    dtype = _array_dtype(str(spec.format))
     height, width, nchannels = spec.height, spec.width, spec.nchannels
     step = max(1, int(strip or strip_rows(spec)))
 
@@ -209,24 +214,17 @@ def write_image_rows(path: PathLike, spec: oiio.ImageSpec, rows: Callable[[int, 
 def strip_rows(spec: oiio.ImageSpec, target_bytes: int = 8 << 20) -> int:
     """Scanlines per strip for ``write_image_rows``: about ``target_bytes``, whole 64-line blocks
     (a multiple of every scanline compression's chunk but DWAB's)."""
-    row_bytes = max(1, spec.width * spec.nchannels * (2 if str(spec.format) == "half" else 4))
+    row_bytes = max(1, spec.width * spec.nchannels * np.dtype(_array_dtype(str(spec.format))).itemsize)
     return max(64, target_bytes // row_bytes // 64 * 64)
 
 
 def _write_atomic(path: PathLike, spec: oiio.ImageSpec, frame: Optional[int],
                   write: Callable[[oiio.ImageOutput], bool]) -> None:
-    """Open a temporary file next to ``path``, let ``write`` fill it, close and rename it."""
+    """Open a temporary file next to ``path`` (``atomic``'s scheme), let ``write`` fill it, close
+    it and rename it over ``path``: a killed write never leaves a half frame."""
     target = Path(path)
-    folder = target.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FaceGraftError(f"cannot create the output folder ({exc.strerror})", path=str(folder), frame=frame) from exc
-    if not os.access(folder, os.W_OK):
-        raise FaceGraftError("the output folder is not writable", path=str(folder), frame=frame,
-                             hint="choose another --out or fix the folder's permissions")
-    tmp = _tmp_name(target)
-    try:
+    _check_folder(target.parent, frame)
+    with atomic_path(target, frame=frame) as tmp:
         out = oiio.ImageOutput.create(str(target))
         if out is None:
             raise FaceGraftError(f"OpenImageIO cannot write this format ({oiio.geterror()})", path=str(target), frame=frame)
@@ -238,14 +236,18 @@ def _write_atomic(path: PathLike, spec: oiio.ImageSpec, frame: Optional[int],
             error = out.geterror()
             closed = out.close()
         if not ok or not closed or not tmp.is_file():
-            raise FaceGraftError(_write_failure(error or oiio.geterror(), folder), path=str(target), frame=frame)
-        os.replace(tmp, target)
+            raise FaceGraftError(_write_failure(error or oiio.geterror(), target.parent), path=str(target), frame=frame)
+
+
+def _check_folder(folder: Path, frame: Optional[int]) -> None:
+    """Create the output folder; refuse one that cannot be created or written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        message = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
-        raise FaceGraftError(f"write failed: {message}", path=str(target), frame=frame) from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        raise FaceGraftError(f"cannot create the output folder ({exc.strerror})", path=str(folder), frame=frame) from exc
+    if not os.access(folder, os.W_OK):
+        raise FaceGraftError("the output folder is not writable", path=str(folder), frame=frame,
+                             hint="choose another --out or fix the folder's permissions")
 
 
 def _write_failure(error: str, folder: Path) -> str:
@@ -278,12 +280,3 @@ def set_attributes(spec: oiio.ImageSpec, attributes: Mapping[str, object]) -> No
 def attributes(spec: oiio.ImageSpec, prefix: str = "") -> dict[str, object]:
     """Header attributes (optionally only those starting with ``prefix``)."""
     return {a.name: a.value for a in spec.extra_attribs if a.name.startswith(prefix)}
-
-
-def channel_layers(channels: Iterable[str]) -> dict[str, list[str]]:
-    """Channels grouped by layer: ``{'': ['R','G','B','A'], 'swap': ['R','G','B','A'], ...}``."""
-    layers: dict[str, list[str]] = {}
-    for name in channels:
-        layer, _, chan = name.rpartition(".")
-        layers.setdefault(layer, []).append(chan)
-    return layers

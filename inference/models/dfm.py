@@ -9,19 +9,20 @@ FaceGraft sees such a model through the contract: colour space ``sRGB Encoded Re
 coverage ``whole_face`` (DeepFaceLab's ``wf`` face type), resolution from the input shape.
 ``pack`` and ``unpack`` convert NCHW RGB batches to and from the model's own layout. The mask
 is the product of the masks the model has (DeepFaceLab's ``learned-prd*learned-dst``).
+``ADAPTER`` presents all of it to ``formats``.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Sequence
 
 import numpy as np
 import onnx
 
 from facegraft.inference.errors import ModelFileError
+from facegraft.inference.models.base import ModelAdapter, ModelInfo
+from facegraft.inference.models.onnx_graph import content_hash, dims, float_type, metadata, shape_text
 
-if TYPE_CHECKING:
-    from facegraft.inference.models.modelfile import ModelInfo
-
+KIND = "dfm"
 INPUT = "in_face:0"
 FACE = "out_celeb_face:0"
 MASKS = ("out_celeb_face_mask:0", "out_face_mask:0")
@@ -38,31 +39,27 @@ def is_dfm(model: onnx.ModelProto) -> bool:
     return INPUT in inputs and FACE in outputs and any(m in outputs for m in MASKS)
 
 
-def info_from_proto(model: onnx.ModelProto, path: str = "", morph: float = DEFAULT_MORPH) -> ModelInfo:
+def info_from_proto(model: onnx.ModelProto, path: str = "") -> ModelInfo:
     """A ModelInfo for a ``.dfm`` graph (no FaceGraft metadata needed)."""
-    from facegraft.inference.models.modelfile import _FLOAT_TYPES, _dims, content_hash, metadata
-    from facegraft.inference.models.modelfile import ModelInfo as Info
-
     if not is_dfm(model):
         raise ModelFileError(f"not a DeepFaceLab model: needs input {INPUT} and outputs {FACE} and a mask", path=path)
     face = next(i for i in model.graph.input if i.name == INPUT)
-    dims = _dims(face)
-    if len(dims) != 4 or dims[3] != 3 or dims[1] is None or dims[1] != dims[2]:
-        shown = "x".join("?" if d is None else str(d) for d in dims)
-        raise ModelFileError(f"{INPUT} is [{shown}], expected [N,R,R,3] (NHWC, square)", path=path)
-    dtype = _FLOAT_TYPES.get(face.type.tensor_type.elem_type)
+    shape = dims(face)
+    if len(shape) != 4 or shape[3] != 3 or shape[1] is None or shape[1] != shape[2]:
+        raise ModelFileError(f"{INPUT} is [{shape_text(shape)}], expected [N,R,R,3] (NHWC, square)", path=path)
+    dtype = float_type(face)
     if dtype is None:
         raise ModelFileError(f"{INPUT} must be float32 or float16", path=path)
     outputs = {o.name for o in model.graph.output}
     masks = tuple(m for m in MASKS if m in outputs)
-    extra = {MORPH: float(morph)} if MORPH in {i.name for i in model.graph.input} else {}
+    extra = {MORPH: DEFAULT_MORPH} if MORPH in {i.name for i in model.graph.input} else {}
     meta = metadata(model)
-    return Info(
-        path=path, kind="dfm", format_version="dfm", resolution=int(dims[1]), coverage=COVERAGE,
+    return ModelInfo(
+        path=path, kind=KIND, format_version="dfm", resolution=int(shape[1]), coverage=COVERAGE,
         template="deepfacelab-wf", colorspace=COLORSPACE, ocio_config=meta.get("facegraft.ocio_config", ""),
         source=meta.get("facegraft.source", ""), target="", provenance={"format": "DeepFaceLab .dfm"},
         content_hash=content_hash(model), input_name=INPUT, output_names=(FACE, *masks), input_dtype=dtype,
-        batch=dims[0], extra_inputs=extra,
+        batch=shape[0], extra_inputs=extra,
     )
 
 
@@ -71,7 +68,7 @@ def pack(faces: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.clip(faces[:, ::-1].transpose(0, 2, 3, 1), 0.0, 1.0))
 
 
-def unpack(outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def unpack(outputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """The model's ``[face, mask(s)...]`` NHWC BGR -> (swap ``[N,3,R,R]`` RGB, mask ``[N,1,R,R]``)."""
     face = np.asarray(outputs[0], dtype=np.float32)
     swap = np.ascontiguousarray(face[..., ::-1].transpose(0, 3, 1, 2))
@@ -81,3 +78,6 @@ def unpack(outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         m = m.transpose(0, 3, 1, 2) if m.ndim == 4 else m[:, None]
         mask = mask * np.clip(m, 0.0, 1.0)
     return swap, mask
+
+
+ADAPTER = ModelAdapter(kind=KIND, recognises=is_dfm, describe=info_from_proto, pack=pack, unpack=unpack)

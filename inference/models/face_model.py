@@ -1,8 +1,8 @@
 """A face model loaded once per shot: one onnxruntime session, crops batched across frames.
 
 ``FaceModel.run`` takes ``[N, 3, R, R]`` float32 crops in the model's colour space and returns
-``swap [N, 3, R, R]`` and ``mask [N, 1, R, R]`` float32, whatever the file's own layout (a
-``.dfm`` is adapted) or precision (float16 graphs get float16 inputs).
+``swap [N, 3, R, R]`` and ``mask [N, 1, R, R]`` float32, whatever the file's own layout (its
+format's adapter, picked by ``formats``, converts) or precision (float16 graphs get float16 inputs).
 
 Determinism: every call runs at the same batch size (short batches are padded with zeros), and
 the CPU session uses a fixed thread count, so a frame gets the same bytes alone or in a chunk.
@@ -16,8 +16,8 @@ from typing import Optional, Union
 import numpy as np
 
 from facegraft.inference.errors import ModelFileError
-from facegraft.inference.models import dfm
-from facegraft.inference.models.modelfile import ModelInfo, info_from_proto, load_proto
+from facegraft.inference.models import formats
+from facegraft.inference.models.base import ModelAdapter, ModelInfo
 from facegraft.inference.models.runtime import create_session, session_device
 
 DEFAULT_CPU_THREADS = 2
@@ -28,8 +28,9 @@ class FaceModel:
 
     def __init__(self, path: Union[str, Path], device: str = "auto", threads: Optional[int] = None,
                  batch: int = 4) -> None:
-        proto = load_proto(path)
-        self.info: ModelInfo = info_from_proto(proto, str(path))
+        adapter, info = formats.read(path)
+        self.adapter: ModelAdapter = adapter
+        self.info: ModelInfo = info
         self.path = str(path)
         cpu_threads = threads or DEFAULT_CPU_THREADS
         self.session = create_session(str(path), device=device, threads=cpu_threads)
@@ -46,19 +47,14 @@ class FaceModel:
         return self.info.resolution
 
     def _call(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        feed_input = dfm.pack(faces) if self.info.kind == "dfm" else faces
-        feed = {self.info.input_name: feed_input.astype(self._dtype, copy=False)}
+        feed = {self.info.input_name: self.adapter.pack(faces).astype(self._dtype, copy=False)}
         for name, value in self.info.extra_inputs.items():
             feed[name] = np.array([value], dtype=np.float32)
         try:
             outputs = self.session.run(list(self.info.output_names), feed)
         except Exception as exc:  # onnxruntime's own error types
             raise ModelFileError(f"the model failed to run: {exc}", path=self.path) from exc
-        if self.info.kind == "dfm":
-            return dfm.unpack(outputs)
-        swap = np.asarray(outputs[0], dtype=np.float32)
-        mask = np.asarray(outputs[1], dtype=np.float32)
-        return swap, mask
+        return self.adapter.unpack(outputs)
 
     def _check(self, swap: np.ndarray, mask: np.ndarray, n: int) -> None:
         r = self.info.resolution

@@ -13,7 +13,7 @@ import onnxruntime as ort
 
 from facegraft.inference.errors import FaceGraftError
 
-DEVICES = ("auto", "tensorrt", "cuda", "cpu")
+DEVICES = ("auto", "cuda", "tensorrt", "cpu")
 _PROVIDERS = {
     "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],

@@ -18,12 +18,12 @@ non-zero and copies the plate where it is zero.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import cv2
 import numpy as np
 
 from facegraft.inference.io.colour import sanitize
-
-MODES = ("alpha", "multiband")
 
 
 def _levels(shape: tuple[int, ...], levels: int | None) -> int:
@@ -62,10 +62,21 @@ def multiband(plate: np.ndarray, swap: np.ndarray, matte: np.ndarray, levels: in
     return np.asarray(out, dtype=np.float32)
 
 
+def _alpha(plate: np.ndarray, swap: np.ndarray, matte: np.ndarray) -> np.ndarray:
+    return np.asarray(swap, dtype=np.float32)
+
+
+# The blend modes, name -> method giving the face's colour under the matte; DEFAULT is what a
+# render uses unless told.
+METHODS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
+    "alpha": _alpha, "multiband": multiband,
+}
+MODES = tuple(METHODS)
+DEFAULT = "alpha"
+
+
 def face_colour(plate: np.ndarray, swap: np.ndarray, matte: np.ndarray, mode: str = "alpha") -> np.ndarray:
     """The colour the face carries under ``matte`` (``[H, W, 3]`` float32, in the space of the inputs)."""
     if mode not in MODES:
         raise ValueError(f"unknown blend '{mode}' (one of {', '.join(MODES)})")
-    if mode == "alpha":
-        return np.asarray(swap, dtype=np.float32)
-    return multiband(plate, swap, matte)
+    return METHODS[mode](plate, swap, matte)

@@ -13,9 +13,10 @@ face's colour. Modes:
 """
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 import numpy as np
 
-MODES = ("none", "rct", "lct", "hist")
 _EPS = 1e-6
 _OPPONENT = (np.diag([1 / np.sqrt(3), 1 / np.sqrt(6), 1 / np.sqrt(2)])
              @ np.array([[1.0, 1.0, 1.0], [1.0, 1.0, -2.0], [1.0, -1.0, 0.0]]))  # orthonormal
@@ -76,6 +77,14 @@ def _hist(x: np.ndarray, ref: np.ndarray, w: np.ndarray, out: np.ndarray) -> np.
     return result
 
 
+# The colour-match modes, name -> method (None: the swap as is); DEFAULT is what a render uses unless told.
+METHODS: dict[str, Optional[Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]]] = {
+    "none": None, "rct": _rct, "lct": _lct, "hist": _hist,
+}
+MODES = tuple(METHODS)
+DEFAULT = "rct"
+
+
 def match(swap: np.ndarray, reference: np.ndarray, matte: np.ndarray, mode: str = "none") -> np.ndarray:
     """``swap`` ``[H, W, 3]`` recoloured towards ``reference`` (the plate's crop), stats inside ``matte``.
 
@@ -85,7 +94,8 @@ def match(swap: np.ndarray, reference: np.ndarray, matte: np.ndarray, mode: str 
     if mode not in MODES:
         raise ValueError(f"unknown colour match '{mode}' (one of {', '.join(MODES)})")
     swap = np.asarray(swap, dtype=np.float32)
-    if mode == "none":
+    method = METHODS[mode]
+    if method is None:
         return swap.copy()
     w = np.asarray(matte, dtype=np.float64).reshape(-1)
     if float(w.sum()) < 16.0:
@@ -93,6 +103,5 @@ def match(swap: np.ndarray, reference: np.ndarray, matte: np.ndarray, mode: str 
     keep = w > 1e-3
     x = swap.reshape(-1, 3).astype(np.float64)
     ref = np.asarray(reference, dtype=np.float64).reshape(-1, 3)
-    fn = {"rct": _rct, "lct": _lct, "hist": _hist}[mode]
-    out = fn(x[keep], ref[keep], w[keep], x)
+    out = method(x[keep], ref[keep], w[keep], x)
     return out.reshape(swap.shape).astype(np.float32)

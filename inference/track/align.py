@@ -16,9 +16,6 @@ around); the mouth corners weigh less than eyes and nose so expressions move the
 """
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from pathlib import Path
 from typing import Optional, Sequence
 
 import cv2
@@ -256,22 +253,3 @@ def stmap(
 def template_points_in_crop(res: int, coverage: str = "whole_face") -> np.ndarray:
     """Where the template's five points land in a crop (continuous px)."""
     return apply(coverage_matrix(res, coverage), TEMPLATE)
-
-
-@lru_cache(maxsize=1)
-def template_mesh() -> np.ndarray:
-    """A neutral 478-point FaceMesh (with irises) in face space: ``(478, 3)``, z in face units."""
-    path = Path(__file__).with_name("data") / "template_mesh.json"
-    data = json.loads(path.read_text())
-    return np.asarray(data["points"], dtype=np.float64)
-
-
-def synthetic_landmarks(transform: np.ndarray) -> np.ndarray:
-    """The template mesh placed on a plate by ``transform`` (plate -> face space): ``(478, 3)`` px.
-
-    For tests and for tools that need a plausible face where no landmarks exist.
-    """
-    mesh = template_mesh()
-    inv = invert(transform)
-    scale = float(np.sqrt(abs(np.linalg.det(inv[:, :2]))))
-    return np.column_stack([apply(inv, mesh[:, :2]), mesh[:, 2] * scale])

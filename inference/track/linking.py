@@ -88,13 +88,6 @@ class Linker:
         return list(faces)
 
 
-def link(per_index: Sequence[Sequence[Observation]], max_age: int = MAX_AGE) -> None:
-    """Assign track ids over a whole shot (``per_index[i]`` are the faces at position i)."""
-    linker = Linker(max_age)
-    for i, faces in enumerate(per_index):
-        linker.assign(i, faces)
-
-
 def by_track(per_index: Sequence[Sequence[Observation]]) -> dict[int, dict[int, Observation]]:
     """``{track: {index: observation}}``."""
     out: dict[int, dict[int, Observation]] = {}

@@ -39,13 +39,6 @@ MIN_ROI = 16.0  # px: a followed face whose crop would be smaller is treated as 
 DUPLICATE_IOU = 0.5  # two followed faces overlapping this much are one face
 
 
-class PlateLike(Protocol):
-    frame: int
-    rgb: np.ndarray
-    origin: tuple[int, int]
-    display_window: tuple[int, int, int, int]
-
-
 class SourceLike(Protocol):
     frames: list[int]
     name: str

@@ -1,11 +1,55 @@
-"""The FaceGraft CLI command lines the node runs (pure: no ``nuke``, easy to check)."""
-from typing import List, NamedTuple, Optional
+"""The FaceGraft CLI command lines the node runs (pure: no ``nuke``, easy to check).
 
-COLOR_MATCH = ["none", "rct", "lct", "hist"]
-BLEND = ["alpha", "multiband"]
-DEVICES = ["auto", "cuda", "tensorrt", "cpu"]
-ON_ERROR = ["fail", "skip", "hold"]
-FARM_ENGINES = ["openjd", "opencue", "deadline"]
+Choices and defaults come from ``render_settings.json`` beside this file, which FaceGraft
+writes from its settings declarations (``facegraft settings --json``): the node offers what
+the CLI accepts, with the CLI's defaults, and restates neither.
+"""
+import json
+import os
+from typing import Any, Dict, List, NamedTuple, Optional
+
+SETTINGS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "render_settings.json")
+SETTINGS_FORMAT = 1
+
+
+class SettingsFileError(Exception):
+    """The settings file is missing or not one this plugin reads."""
+
+
+def load_settings(path: str = SETTINGS_FILE) -> Dict[str, Dict[str, Any]]:
+    """The declarations in ``path``, by setting name."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            doc = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise SettingsFileError(f"FaceGraft cannot read its settings file {path}: {exc}. "
+                                "Reinstall the FaceGraft Nuke plugin.") from None
+    if not isinstance(doc, dict) or doc.get("format") != SETTINGS_FORMAT or not isinstance(doc.get("settings"), list):
+        raise SettingsFileError(f"{path} is not a FaceGraft settings file of format {SETTINGS_FORMAT}. "
+                                "Install the Nuke plugin that came with your FaceGraft.")
+    return {str(entry["name"]): entry for entry in doc["settings"]}
+
+
+SETTINGS = load_settings()
+
+
+def default(name: str) -> Any:
+    """The CLI's default of a setting."""
+    return SETTINGS[name]["default"]
+
+
+def choices(name: str) -> List[str]:
+    """What a choice setting accepts, in menu order."""
+    return [str(c) for c in SETTINGS[name]["choices"]]
+
+
+# Knob name -> the setting it shows (the gizmo's knobs and menus are tested against these).
+KNOB_SETTINGS = {
+    "face": "face", "smoothing": "smooth", "plate_colorspace": "plate_colorspace", "ocio_config": "ocio_config",
+    "erode": "erode", "feather": "feather", "color_match": "color_match", "blend": "blend", "device": "device",
+    "on_error": "on_error", "holdout_channel": "holdout_channel", "farm_engine": "engine", "farm_chunk": "chunk",
+}
+# The holdout channel menu names channels by colour.
 HOLDOUT_CHANNELS = {"alpha": "A", "red": "R", "green": "G", "blue": "B"}
 
 
@@ -19,18 +63,18 @@ class Settings(NamedTuple):
     out: str
     first: int
     last: int
-    face: str = "largest"
-    smoothing: float = 0.5
-    plate_colorspace: str = ""
-    ocio_config: str = ""
-    erode: float = 4
-    feather: float = 12
-    color_match: str = "rct"
-    blend: str = "alpha"
-    device: str = "auto"
-    on_error: str = "fail"
+    face: str = default("face")
+    smoothing: float = default("smooth")
+    plate_colorspace: str = ""  # empty: not passed, the CLI's default applies
+    ocio_config: str = ""  # empty: not passed, the CLI's default applies
+    erode: float = default("erode")
+    feather: float = default("feather")
+    color_match: str = default("color_match")
+    blend: str = default("blend")
+    device: str = default("device")
+    on_error: str = default("on_error")
     holdout: Optional[str] = None
-    holdout_channel: str = "A"
+    holdout_channel: str = default("holdout_channel")
 
 
 def frames(settings: Settings) -> str:
@@ -43,8 +87,9 @@ def _frames_arg(settings: Settings) -> str:
 
 
 def _smoothing(settings: Settings) -> str:
-    """The smoothing strength within the CLI's 0..1 (the knob's slider can be typed past it)."""
-    return _number(min(1.0, max(0.0, float(settings.smoothing))))
+    """The smoothing strength within the CLI's range (the knob's slider can be typed past it)."""
+    declared = SETTINGS["smooth"]
+    return _number(min(float(declared["maximum"]), max(float(declared["minimum"]), float(settings.smoothing))))
 
 
 def _number(x: float) -> str:
@@ -94,9 +139,10 @@ def render_argv(settings: Settings, overwrite: bool = False) -> List[str]:
 
 def farm_argv(settings: Settings, engine: str, chunk: int) -> List[str]:
     """``facegraft farm submit``: the same track and render as farm tasks, with the node's settings."""
+    chunk = max(int(SETTINGS["chunk"]["minimum"]), int(chunk))
     return settings.cli + [
         "farm", "submit", settings.plate, "--model", settings.model, "--out", settings.out,
-        "--track", settings.track, _frames_arg(settings), "--chunk", str(max(1, int(chunk))), "--engine", engine,
+        "--track", settings.track, _frames_arg(settings), "--chunk", str(chunk), "--engine", engine,
         "--face", settings.face, "--smooth", _smoothing(settings), "--device", settings.device,
     ] + _render_options(settings) + _colour(settings) + _holdout(settings)
 

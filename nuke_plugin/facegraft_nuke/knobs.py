@@ -69,19 +69,26 @@ def settings(node: nuke.Node) -> commands.Settings:
         out=nodes.cache_path(node, folder, nodes.RENDER_NAME),
         first=first,
         last=last,
-        face=nodes.text(node, "face", "largest"),
-        smoothing=float(nodes.value(node, "smoothing", 0.5)),
+        face=nodes.text(node, "face", commands.default("face")),
+        smoothing=float(nodes.value(node, "smoothing", commands.default("smooth"))),
         plate_colorspace=nodes.text(node, "plate_colorspace"),
         ocio_config=nodes.text(node, "ocio_config"),
-        erode=float(nodes.value(node, "erode", 4)),
-        feather=float(nodes.value(node, "feather", 12)),
-        color_match=nodes.enum(node, "color_match", commands.COLOR_MATCH, "rct"),
-        blend=nodes.enum(node, "blend", commands.BLEND, "alpha"),
-        device=nodes.enum(node, "device", commands.DEVICES, "auto"),
-        on_error=nodes.enum(node, "on_error", commands.ON_ERROR, "fail"),
+        erode=float(nodes.value(node, "erode", commands.default("erode"))),
+        feather=float(nodes.value(node, "feather", commands.default("feather"))),
+        color_match=_enum(node, "color_match"),
+        blend=_enum(node, "blend"),
+        device=_enum(node, "device"),
+        on_error=_enum(node, "on_error"),
         holdout=holdout,
-        holdout_channel=commands.HOLDOUT_CHANNELS.get(str(nodes.value(node, "holdout_channel", "alpha")), "A"),
+        holdout_channel=commands.HOLDOUT_CHANNELS.get(str(nodes.value(node, "holdout_channel", "")),
+                                                      commands.default("holdout_channel")),
     )
+
+
+def _enum(node: nuke.Node, knob: str) -> str:
+    """A menu knob's value, or the CLI's default when the node lacks the knob or holds a retired entry."""
+    name = commands.KNOB_SETTINGS[knob]
+    return nodes.enum(node, knob, commands.choices(name), commands.default(name))
 
 
 def write_inputs(node: nuke.Node, chosen: commands.Settings) -> None:
@@ -218,8 +225,8 @@ def submit_farm(node: Optional[nuke.Node] = None) -> None:
     except RuntimeError as exc:
         nuke.message(f"{node.name()}: writing the plate to the cache failed: {exc}")
         return
-    engine = nodes.enum(node, "farm_engine", commands.FARM_ENGINES, "openjd")
-    argv = commands.farm_argv(chosen, engine, int(nodes.value(node, "farm_chunk", 10)))
+    engine = _enum(node, "farm_engine")
+    argv = commands.farm_argv(chosen, engine, int(nodes.value(node, "farm_chunk", commands.default("chunk"))))
     name = node.name()
 
     def work() -> None:

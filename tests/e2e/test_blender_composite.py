@@ -47,7 +47,7 @@ def real_render(single_face_plate: str, tmp_path_factory: pytest.TempPathFactory
     frames = f"{FRAMES[0]}-{FRAMES[-1]}"
     facegraft("track", single_face_plate, "--out", track, "--frames", frames)
     facegraft("render", single_face_plate, "--track", track, "--model", str(model), "--out", out,
-              "--frames", frames, "--feather", "6", "--erode", "2")
+              "--frames", frames, "--feather", "6", "--erode", "2", "--color-match", "none")
     return {"plate": SequencePattern(single_face_plate), "render": SequencePattern(out)}
 
 

@@ -54,8 +54,10 @@ def test_load_shots_resolves_paths_and_refuses_bad_entries(shot_files: dict[str,
         ([{"name": "x", "frames": "1001-1030"}], "1025-1030"),
         ([{"name": "x", "frames": "1001-1010,1009"}], "overlap"),
         ([{"name": "x", "options": {"smooth": 2}}], "between 0 and 1"),
-        ([{"name": "x", "options": {"blend": "poisson"}}], "invalid choice: 'poisson'"),
-        ([{"name": "x", "options": {"erode": "lots"}}], "invalid float value"),
+        ([{"name": "x", "options": {"blend": "poisson"}}], "option 'blend' must be one of alpha, multiband, not 'poisson'"),
+        ([{"name": "x", "options": {"erode": "lots"}}], "option 'erode' must be a number, not 'lots'"),
+        ([{"name": "x", "options": {"batch": 2.5}}], "option 'batch' must be a whole number, not 2.5"),
+        ([{"name": "x", "options": {"face": "biggest"}}], "option 'face' must be 'largest' or a track id (a whole number), not 'biggest'"),
     ]
     for shots, words in cases:
         bad = _yaml(root, "plates/sh010.####.exr", "b", shots)

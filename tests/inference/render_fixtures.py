@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 import numpy as np
+from tracking_support import synthetic_landmarks
 
 from facegraft.inference.io import exr
 from facegraft.inference.track import align
@@ -74,7 +75,7 @@ def rotated_transform(centre: tuple[float, float], size: float, angle_deg: float
 
 
 def make_face(transform: np.ndarray, track: int = 0) -> Face:
-    lm = align.synthetic_landmarks(transform)
+    lm = synthetic_landmarks(transform)
     box = (float(lm[:, 0].min()), float(lm[:, 1].min()), float(lm[:, 0].max()), float(lm[:, 1].max()))
     return Face(track=track, box=box, score=0.99, landmarks_raw=lm.copy(), landmarks=lm, transform=transform, flags=[])
 

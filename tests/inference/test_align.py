@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tracking_support import synthetic_landmarks, template_mesh
 
 from facegraft.inference.track import align
 
@@ -16,16 +17,16 @@ def _transform(scale=120.0, angle=0.3, tx=300.0, ty=180.0) -> np.ndarray:
 
 def test_similarity_recovers_a_known_transform():
     truth = _transform()
-    landmarks = align.synthetic_landmarks(truth)
+    landmarks = synthetic_landmarks(truth)
     assert np.allclose(align.face_transform(landmarks), truth, atol=1e-9)
 
 
 def test_template_points_land_where_the_template_says():
     truth = _transform(angle=-0.6)
-    landmarks = align.synthetic_landmarks(truth)
+    landmarks = synthetic_landmarks(truth)
     for coverage in align.COVERAGES:
         pts = align.apply(align.crop_matrix(truth, 256, coverage), align.template_points(landmarks))
-        expected = align.apply(align.coverage_matrix(256, coverage), align.template_points(align.template_mesh()))
+        expected = align.apply(align.coverage_matrix(256, coverage), align.template_points(template_mesh()))
         assert np.allclose(pts, expected, atol=1e-6)
         # and the fit puts them near the nominal template positions
         assert np.abs(pts - align.template_points_in_crop(256, coverage)).max() < 0.05 * 256

@@ -24,7 +24,7 @@ def test_writes_and_leaves_no_temporary_file(tmp_path):
 
 def test_temporary_name_is_per_process_and_thread(tmp_path):
     name = atomic.temp_name(tmp_path / "a.png").name
-    assert name.startswith(".a.png.") and f".{os.getpid()}.{threading.get_ident()}." in name
+    assert name == f".a.{os.getpid()}.{threading.get_ident()}.tmp.png"  # keeps the extension
     seen = []
     thread = threading.Thread(target=lambda: seen.append(atomic.temp_name(tmp_path / "a.png").name))
     thread.start()
@@ -52,6 +52,16 @@ def test_an_error_while_writing_removes_the_temporary(tmp_path):
             tmp.write_bytes(b"half")
             raise RuntimeError("converter crashed")
     assert os.listdir(tmp_path) == []
+
+
+def test_stale_temporaries_are_found_for_their_target_only(tmp_path):
+    target = tmp_path / "r.1003.exr"
+    left = [tmp_path / ".r.1003.4242.1.tmp.exr", atomic.temp_name(target)]
+    others = [".r.1003.5.4242.1.tmp.exr", ".r.10030.4242.1.tmp.exr", ".r.1003.4242.1.tmp.json", "r.1003.exr"]
+    for path in [*left, *(tmp_path / n for n in others)]:
+        path.write_bytes(b"x")
+    assert atomic.stale_temps(target) == sorted(left)
+    assert atomic.stale_temps(tmp_path / "missing" / "a.exr") == []
 
 
 def test_track_file_errors_name_the_file(tmp_path):

@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
-from render_models import build_dfm_model
+from render_models import build_dfm_model, build_identity_model
 
 from facegraft.inference.errors import ModelFileError
-from facegraft.inference.models import dfm, face_model, modelfile
+from facegraft.inference.models import dfm, face_model, formats, modelfile
 
 
 def test_dfm_info(tmp_path):
     path = build_dfm_model(tmp_path / "actor.dfm", res=32)
-    info = modelfile.read_info(path)
+    info = formats.read_info(path)
     assert info.kind == "dfm"
     assert info.resolution == 32
     assert info.coverage == "whole_face"
@@ -36,12 +37,33 @@ def test_dfm_runs_as_nchw_rgb(tmp_path, masks):
 
 
 def test_dfm_wrong_input_shape(tmp_path):
-    import onnx
-
     path = build_dfm_model(tmp_path / "actor.dfm", res=16)
     model = onnx.load(str(path))
     dims = model.graph.input[0].type.tensor_type.shape.dim
     dims[3].dim_value = 4
     onnx.save(model, str(tmp_path / "bad.dfm"))
     with pytest.raises(ModelFileError, match="expected \\[N,R,R,3\\]"):
-        modelfile.read_info(tmp_path / "bad.dfm")
+        formats.read_info(tmp_path / "bad.dfm")
+
+
+def test_each_format_is_read_by_its_own_adapter(tmp_path):
+    dfm_graph = onnx.load(str(build_dfm_model(tmp_path / "actor.dfm", res=16)))
+    facegraft_graph = onnx.load(str(build_identity_model(tmp_path / "m.onnx", res=16)))
+    assert formats.adapter_for(dfm_graph) is dfm.ADAPTER
+    assert formats.adapter_for(facegraft_graph) is modelfile.ADAPTER
+    with pytest.raises(ModelFileError, match="not a DeepFaceLab model"):
+        dfm.info_from_proto(facegraft_graph, "m.onnx")
+    # DeepFaceLab's names with FaceGraft metadata: the metadata decides
+    dfm_graph.metadata_props.add(key="facegraft.format_version", value="1")
+    assert formats.adapter_for(dfm_graph) is modelfile.ADAPTER
+
+
+def test_the_adapter_packs_nchw_rgb_as_nhwc_bgr_and_back():
+    faces = np.random.default_rng(3).uniform(-0.5, 1.5, (2, 3, 4, 4)).astype(np.float32)
+    packed = dfm.ADAPTER.pack(faces)
+    assert packed.shape == (2, 4, 4, 3)
+    np.testing.assert_array_equal(packed[..., 0], np.clip(faces[:, 2], 0, 1))  # blue first, clipped
+    half = np.full((2, 4, 4, 1), 0.5, np.float32)
+    swap, mask = dfm.ADAPTER.unpack([packed, half, half])
+    np.testing.assert_array_equal(swap, np.clip(faces, 0, 1))
+    np.testing.assert_array_equal(mask, 0.25)  # the product of the masks

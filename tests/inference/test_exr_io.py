@@ -1,12 +1,14 @@
 """EXR round trips through OpenImageIO: windows, precision, layers, metadata, NaN, atomicity."""
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
 import numpy as np
 import pytest
 
+from facegraft.inference import atomic
 from facegraft.inference.errors import BadFrameError, FaceGraftError
 from facegraft.inference.io import exr
 
@@ -46,10 +48,6 @@ def test_round_trip_is_bit_exact(tmp_path, dtype):
         assert np.array_equal(image.get([name], dtype).view(bits), pixels[..., [i]].view(bits)), name
 
 
-def test_layers_are_grouped():
-    assert exr.channel_layers(CHANNELS) == {"": ["R", "G", "B", "A"], "matte": ["face"], "swap": ["R"]}
-
-
 def test_make_spec_keeps_header_and_adds_attributes(tmp_path):
     pixels, spec = _plate()
     out = exr.make_spec(spec, ["R", "G", "B"], np.float32, {"facegraft/version": "9"}, "dwaa")
@@ -81,15 +79,29 @@ def test_truncated_and_non_exr_files_name_the_frame(tmp_path):
     assert exr.is_complete(good)
 
 
-def test_write_is_atomic_and_leaves_no_temp_on_failure(tmp_path):
+def test_a_refused_failed_or_killed_write_keeps_the_old_frame_and_leaves_no_temporary(tmp_path):
     pixels, spec = _plate()
     target = tmp_path / "out.exr"
     exr.write_image(target, pixels, spec)
     before = target.read_bytes()
+    seen = []
+
+    def killed(y0, y1):
+        seen.append(sorted(p.name for p in tmp_path.iterdir()))
+        raise KeyboardInterrupt  # the render is stopped mid-frame
+
+    def disk_full(y0, y1):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
     with pytest.raises(ValueError):
         exr.write_image(target, pixels[:2], spec)  # wrong shape: refused before touching the file
-    assert target.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["out.exr"]
+    with pytest.raises(KeyboardInterrupt):
+        exr.write_image_rows(target, spec, killed, strip=1)
+    with pytest.raises(FaceGraftError, match="the disk is full") as err:
+        exr.write_image_rows(target, spec, disk_full, frame=1001)
+    assert (err.value.path, err.value.frame) == (str(target), 1001)
+    assert seen == [sorted(["out.exr", atomic.temp_name(target).name])]  # the temporary sits beside the frame
+    assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["out.exr"]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores folder permissions")

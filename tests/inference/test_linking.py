@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tracking_support import link
 
 from facegraft.inference.errors import FaceGraftError
 from facegraft.inference.track import linking
@@ -16,7 +17,7 @@ def face(index: int, cx: float, cy: float, size: float = 100.0) -> linking.Obser
 
 def test_ids_stay_stable_while_faces_move_and_new_ones_number_left_to_right() -> None:
     shot = [[face(i, 600 - 10 * i, 200), face(i, 100 + 10 * i, 200)] for i in range(10)]
-    linking.link(shot)
+    link(shot)
     assert {f.track for f in shot[0]} == {1, 2}
     left_id = min(shot[0], key=lambda f: f.centre[0]).track
     assert left_id == 1
@@ -27,13 +28,13 @@ def test_ids_stay_stable_while_faces_move_and_new_ones_number_left_to_right() ->
 
 def test_a_lost_face_is_picked_up_again_with_its_id() -> None:
     shot = [[face(i, 300 + 3 * i, 200)] if not 4 <= i <= 9 else [] for i in range(14)]
-    linking.link(shot)
+    link(shot)
     assert {f.track for frame in shot for f in frame} == {1}
 
 
 def test_far_away_face_starts_a_new_track() -> None:
     shot = [[face(0, 100, 100)], [face(1, 500, 100)]]
-    linking.link(shot)
+    link(shot)
     assert shot[0][0].track == 1 and shot[1][0].track == 2
 
 
@@ -67,7 +68,7 @@ def test_segments() -> None:
 def test_target_choice_largest_and_by_id() -> None:
     shot = [[face(i, 100, 100, 80), face(i, 500, 100, 120)] for i in range(6)]
     shot += [[face(i, 900, 100, 300)] for i in range(6, 7)]  # big but on one frame only
-    linking.link(shot)
+    link(shot)
     summary = linking.track_summary(linking.by_track(shot), list(range(1001, 1008)))
     assert [s["id"] for s in summary] == [1, 2, 3]
     assert linking.choose_target(summary, "largest") == 2  # largest mean size over the shot

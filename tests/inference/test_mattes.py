@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from tracking_support import synthetic_landmarks
 
 from facegraft.inference.track import align, mattes
 
@@ -9,7 +10,7 @@ from facegraft.inference.track import align, mattes
 def _landmarks(scale=150.0) -> np.ndarray:
     rot = np.eye(2) / scale
     transform = np.hstack([rot, (np.array([0.5, 0.5]) - rot @ [200.0, 200.0])[:, None]])
-    return align.synthetic_landmarks(transform)
+    return synthetic_landmarks(transform)
 
 
 def test_face_matte_covers_the_face_and_forehead():

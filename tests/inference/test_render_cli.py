@@ -159,3 +159,24 @@ def test_render_layers_option(shot, tmp_path):
     assert set(exr.read_header(tmp_path / f"r.{FIRST}.exr").channelnames) == {"R", "G", "B", "A", "Z"}
     result = _cli(*base, "--out", tmp_path / "bad.####.exr", "--layers", "swap,depth")
     assert result.returncode == 2 and "--layers" in result.stderr and "depth" in result.stderr
+
+
+def test_render_defaults_are_the_declared_ones_and_the_old_ones_can_be_asked_for(shot, tmp_path):
+    """No setting flags: the unified defaults (erode 4, feather 12, rct), stamped in the header."""
+    from facegraft.inference.render.settings import default
+
+    base = ["render", shot["plate"], "--track", shot["track"], "--model", shot["model"], "--frames", str(FIRST)]
+    assert _cli(*base, "--out", tmp_path / "new.####.exr").returncode == 0
+    old = _cli(*base, "--out", tmp_path / "old.####.exr", "--erode", "0", "--feather", "0", "--color-match", "none")
+    assert old.returncode == 0, old.stderr
+    stamps = {name: json.loads(exr.read_header(tmp_path / f"{name}.{FIRST}.exr").get_string_attribute("facegraft/params"))
+              for name in ("new", "old")}
+    for name in ("erode", "feather", "color_match", "blend", "holdout_channel", "plate_colorspace", "ocio_config"):
+        assert stamps["new"][name] == default(name), name
+    assert (stamps["new"]["erode"], stamps["new"]["feather"], stamps["new"]["color_match"]) == (4, 12, "rct")
+    assert (stamps["old"]["erode"], stamps["old"]["feather"], stamps["old"]["color_match"]) == (0, 0, "none")
+    new, before = (exr.read_image(tmp_path / f"{name}.{FIRST}.exr").get(["swap.A"])[..., 0] for name in ("new", "old"))
+    # the default matte is eroded and feathered: softer (fewer solid pixels), and no larger overall
+    solid_new, solid_before = (new > 0.999).sum(), (before > 0.999).sum()
+    assert solid_before > 100 and solid_new < solid_before / 2, (solid_new, solid_before)
+    assert 0 < new.sum() < before.sum() and new.max() > 0.5

@@ -1,4 +1,7 @@
-"""The renderer: untouched pixels bit-identical, layers consistent, deterministic, error policies."""
+"""``render_shot`` end to end on real EXRs and tiny ONNX models: untouched pixels bit-identical,
+layers consistent, deterministic whatever the chunking, error policies, resume.
+
+The scheduler and the composite have unit tests of their own (test_scheduler, test_composite)."""
 from __future__ import annotations
 
 import cv2
@@ -10,11 +13,14 @@ from render_models import build_dfm_model, build_identity_model
 from facegraft.inference.errors import BadFrameError, FaceGraftError
 from facegraft.inference.io import colour, exr, frames, layers
 from facegraft.inference.models import dfm, face_model
-from facegraft.inference.render import renderer
+from facegraft.inference.render.renderer import render_shot
+from facegraft.inference.render.settings import RenderSettings
 from facegraft.inference.track import align
 
 RES = 64
 FRAMES = list(range(FIRST, FIRST + 4))
+# the model's matte and colour as they come (not the shipped defaults), unless a test says otherwise
+PLAIN = {"erode": 0.0, "feather": 0.0, "color_match": "none", "blend": "alpha"}
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +36,8 @@ def identity(tmp_path_factory):
 def _render(plate, model, out, track=None, **kwargs):
     track = track or make_track(FRAMES, aligned_transform(RES, "whole_face", (64, 40)))
     options = {k: kwargs.pop(k) for k in list(kwargs) if k in ("frames", "on_error", "overwrite", "readers", "writers")}
-    settings = renderer.RenderSettings(**kwargs)
-    return renderer.render_shot(frames.open_source(plate), track, model, str(out), settings, **options)
+    settings = RenderSettings(**{**PLAIN, **kwargs})
+    return render_shot(frames.open_source(plate), track, model, str(out), settings, **options)
 
 
 def _frame(pattern, frame=FIRST):
@@ -245,7 +251,7 @@ def test_layers_option_leaves_layers_out_and_keeps_the_rest(tmp_path, plate, ide
         assert np.array_equal(_bits(image, beauty), _bits(full, beauty))
     assert np.array_equal(_bits(some, list(layers.SWAP + layers.STMAP)), _bits(full, list(layers.SWAP + layers.STMAP)))
     with pytest.raises(FaceGraftError, match="--layers"):
-        renderer.RenderSettings(layers="swap,depth")
+        RenderSettings(layers="swap,depth")
 
 
 def test_strip_writer_gives_write_image_bytes(tmp_path):
@@ -286,9 +292,9 @@ def test_a_plate_without_date_gives_a_header_without_date(tmp_path, identity):
     still = tmp_path / "still.png"
     cv2.imwrite(str(still), np.full((144, 192, 3), 120, np.uint8))
     track = make_track([1], aligned_transform(RES, "whole_face", (64, 40)))
-    settings = renderer.RenderSettings()
+    settings = RenderSettings()
     out = str(tmp_path / "r.####.exr")
-    renderer.render_shot(frames.open_source(str(still)), track, identity, out, settings)
+    render_shot(frames.open_source(str(still)), track, identity, out, settings)
     attrs = exr.attributes(exr.read_header(out.replace("####", "0001")))
     assert "DateTime" not in attrs  # OpenImageIO would stamp the time of writing: bytes would vary run to run
 
@@ -371,9 +377,9 @@ def test_hold_without_any_readable_frame_still_reports_progress(tmp_path, identi
             pass
 
     progress = Counting()
-    settings = renderer.RenderSettings()
+    settings = RenderSettings()
     track = make_track(FRAMES[:2], aligned_transform(RES, "whole_face", (64, 40)))
-    report = renderer.render_shot(frames.open_source(plate), track, identity, str(tmp_path / "r.####.exr"), settings,
-                                  on_error="hold", progress=progress)  # type: ignore[arg-type]
+    report = render_shot(frames.open_source(plate), track, identity, str(tmp_path / "r.####.exr"), settings,
+                         on_error="hold", progress=progress)  # type: ignore[arg-type]
     assert report.skipped == FRAMES[:2] and not report.held
     assert [(n, info["status"]) for n, info in progress.updates] == [(1, "skipped"), (1, "skipped")]

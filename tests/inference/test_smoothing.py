@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tracking_support import synthetic_landmarks
 
 from facegraft.inference.track import align, linking, smoothing, tracker
 
@@ -57,7 +58,7 @@ def test_stronger_means_smoother() -> None:
 
 
 def _observation(index: int, x: float) -> linking.Observation:
-    points = align.synthetic_landmarks(np.array([[0.01, 0.0, -x * 0.01], [0.0, 0.01, -1.0]]))
+    points = synthetic_landmarks(np.array([[0.01, 0.0, -x * 0.01], [0.0, 0.01, -1.0]]))
     return linking.Observation(index=index, box=(x, 80, x + 100, 180), score=1.0, landmarks=points, track=1)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tracking_support import MemorySource, clip_frames, rotate
+from tracking_support import MemorySource, clip_frames, rotate, synthetic_landmarks
 
 from facegraft.inference.errors import BadFrameError
 from facegraft.inference.io import exr
@@ -166,12 +166,11 @@ def test_tiles_are_searched_while_nothing_is_followed_and_then_every_few_searche
 def test_a_weak_refined_pass_reuses_the_first_mesh() -> None:
     """A fresh detection whose refined ROI loses the face keeps the first pass's mesh: FaceMesh
     runs twice (box, refined ROI), never a third time on the box's ROI."""
-    from facegraft.inference.track import align
     from facegraft.inference.track.detect import Detection
     from facegraft.inference.track.landmarks import LandmarkModels
 
     transform = np.array([[1 / 120, 0.0, -200 / 120], [0.0, 1 / 120, -150 / 120]])  # a 120 px face at (200, 150)
-    mesh = align.synthetic_landmarks(transform)[:468]
+    mesh = synthetic_landmarks(transform)[:468]
 
     class Models:
         iris = None

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from tracking_support import synthetic_landmarks
 
 from facegraft.inference.errors import FaceGraftError
 from facegraft.inference.track import align, trackfile
@@ -15,7 +16,7 @@ def _shot() -> trackfile.ShotTrack:
     for n in (1001, 1002, 1003):
         rot = np.eye(2) / (100.0 + n - 1001)
         transform = np.hstack([rot, (np.array([0.5, 0.5]) - rot @ [320.0, 180.0])[:, None]])
-        lm = align.synthetic_landmarks(transform)
+        lm = synthetic_landmarks(transform)
         face = trackfile.Face(track=0, box=(250.0, 110.0, 390.0, 250.0), score=0.97, landmarks_raw=lm + 0.3,
                               landmarks=lm, transform=align.face_transform(lm), flags=["bridged"] if n == 1002 else [])
         frames[n] = trackfile.FrameTrack(n, [face])

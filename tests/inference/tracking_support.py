@@ -1,20 +1,24 @@
-"""Plate sources for tracking tests: frames decoded from the sample clips, held in memory.
+"""Test support for tracking: plate sources, synthetic faces, whole-shot linking.
 
 Synthetic shots (black frames, rotated faces, a small face in a 4K frame) are built from real
-sample frames; the tracker reads them through the same ``read(frame) -> plate`` interface as
-EXR sequences.
+sample frames held in memory; the tracker reads them through the same ``read(frame) -> plate``
+interface as EXR sequences. ``synthetic_landmarks`` places a neutral FaceMesh on a plate where
+no tracker ran, and ``link`` gives a whole shot of observations their track ids.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Optional
+from pathlib import Path
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
 
 from facegraft.inference import assets
 from facegraft.inference.io import colour
+from facegraft.inference.track import align, linking
 
 
 @dataclass
@@ -73,3 +77,25 @@ def rotate(rgb: np.ndarray, degrees: float, centre: Optional[tuple[float, float]
     c = centre or (w / 2, h / 2)
     m = cv2.getRotationMatrix2D(c, degrees, 1.0)
     return cv2.warpAffine(rgb, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+
+
+@lru_cache(maxsize=1)
+def template_mesh() -> np.ndarray:
+    """A neutral 478-point FaceMesh (with irises) in face space: ``(478, 3)``, z in face units."""
+    data = json.loads((Path(__file__).with_name("data") / "template_mesh.json").read_text())
+    return np.asarray(data["points"], dtype=np.float64)
+
+
+def synthetic_landmarks(transform: np.ndarray) -> np.ndarray:
+    """The template mesh placed on a plate by ``transform`` (plate -> face space): ``(478, 3)`` px."""
+    mesh = template_mesh()
+    inv = align.invert(transform)
+    scale = float(np.sqrt(abs(np.linalg.det(inv[:, :2]))))
+    return np.column_stack([align.apply(inv, mesh[:, :2]), mesh[:, 2] * scale])
+
+
+def link(per_index: Sequence[Sequence[linking.Observation]], max_age: int = linking.MAX_AGE) -> None:
+    """Assign track ids over a whole shot (``per_index[i]`` are the faces at position i)."""
+    linker = linking.Linker(max_age)
+    for i, faces in enumerate(per_index):
+        linker.assign(i, faces)

@@ -22,6 +22,7 @@ class UserKnob:
     menu: list[str] = field(default_factory=list)
     script: str = ""
     flags: list[str] = field(default_factory=list)
+    range: Optional[tuple[float, float]] = None  # a slider's ``R low high``
 
 
 @dataclass
@@ -144,6 +145,8 @@ def parse_user_knob(group: str) -> UserKnob:
                 knob.script = unquote(arg)
             elif word == "M":
                 knob.menu = [unquote(w) for w in tokenize(unquote(arg)) if w != "\n"]
+            elif word == "R" and i + 2 < len(words):
+                knob.range = (float(arg), float(words[i + 2]))
             i += 2 if word != "R" else 3
             continue
         knob.flags.append(word)

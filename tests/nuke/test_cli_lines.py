@@ -46,13 +46,18 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str], cli: list[str]) -> 
         raise AssertionError(f"the CLI refuses {argv[len(cli):]}") from exc
 
 
+def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    return parser._subparsers._group_actions[0].choices[name]  # type: ignore[union-attr]
+
+
 def test_gizmo_menus_are_what_the_cli_offers(parser: argparse.ArgumentParser) -> None:
     found = menus()
-    render = parser._subparsers._group_actions[0].choices["render"]  # type: ignore[union-attr]
+    render = _subcommand(parser, "render")
     choices = {a.dest: list(a.choices) for a in render._actions if a.choices}
     for knob in ("color_match", "blend", "device", "on_error"):
         assert found[knob] == choices[knob], f"gizmo '{knob}' {found[knob]} != facegraft render {choices[knob]}"
-    assert found["farm_engine"] == commands.FARM_ENGINES
+    farm = _subcommand(parser, "farm")._subparsers._group_actions[0].choices["submit"]  # type: ignore[union-attr]
+    assert found["farm_engine"] == list(next(a for a in farm._actions if a.dest == "engine").choices)
     assert found["holdout_channel"] == list(commands.HOLDOUT_CHANNELS)
 
 

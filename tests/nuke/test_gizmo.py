@@ -7,15 +7,17 @@ import re
 
 import nk_reader
 import nuke
-from facegraft_nuke import knobs, nodes
+from facegraft_nuke import commands, knobs, nodes
 from nuke_support import GIZMO, PLUGIN, build_facegraft, gizmo_tree
+
+from facegraft.inference.render.settings import default
 
 KNOB_HELPERS = {"value", "set_value", "text", "enum"}
 
 
 def _knob_names_used() -> set[str]:
-    """String knob names in ``nodes.value(node, "x")``-style calls and ``x.knob("x")`` across the plugin."""
-    used = set()
+    """String knob names in ``nodes.value(node, "x")``-style calls, ``x.knob("x")`` and the knob-to-setting map."""
+    used = set(commands.KNOB_SETTINGS)
     for path in (PLUGIN / "facegraft_nuke").glob("*.py"):
         for call in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Attribute):
@@ -89,18 +91,6 @@ def test_internal_paths_match_the_python(fake: object) -> None:
     assert read.value("first") == "{parent.first_frame}" and read.value("last") == "{parent.last_frame}"
 
 
-def test_enumerations_match_what_the_cli_accepts() -> None:
-    from facegraft_nuke import commands
-
-    tree = gizmo_tree()
-    assert tree.user_knob("color_match").menu == commands.COLOR_MATCH
-    assert tree.user_knob("blend").menu == commands.BLEND
-    assert tree.user_knob("device").menu == commands.DEVICES
-    assert tree.user_knob("on_error").menu == commands.ON_ERROR
-    assert tree.user_knob("farm_engine").menu == commands.FARM_ENGINES
-    assert set(tree.user_knob("holdout_channel").menu) == set(commands.HOLDOUT_CHANNELS)
-
-
 def test_old_scripts_without_newer_knobs_still_render_settings(fake: object, tmp_path: object) -> None:
     """A node saved before some knobs existed: the callbacks fall back to defaults."""
     model = tmp_path / "face.onnx"  # type: ignore[operator]
@@ -110,7 +100,11 @@ def test_old_scripts_without_newer_knobs_still_render_settings(fake: object, tmp
         node.addKnob(nuke.File_Knob(name, value=value))
     node.setInput(0, nuke.Node("Grade", "Grade1"))
     chosen = knobs.settings(node)
-    assert (chosen.face, chosen.erode, chosen.color_match, chosen.device) == ("largest", 4, "rct", "auto")
+    for field, name in (("face", "face"), ("smoothing", "smooth"), ("erode", "erode"), ("feather", "feather"),
+                        ("color_match", "color_match"), ("blend", "blend"), ("device", "device"),
+                        ("on_error", "on_error"), ("holdout_channel", "holdout_channel")):
+        assert getattr(chosen, field) == default(name), field
+    assert (chosen.erode, chosen.feather, chosen.color_match) == (4, 12, "rct")
     assert chosen.first == nuke.root().firstFrame()
 
 

@@ -10,7 +10,7 @@ import pytest
 from facegraft.inference.errors import FaceGraftError
 from facegraft.inference.io import exr
 from facegraft.inference.io.frames import open_source
-from facegraft.inference.models import modelfile
+from facegraft.inference.models import formats
 from facegraft.inference.models.face_model import load as load_face_model
 from facegraft.inference.models.runtime import create_session
 from facegraft.inference.render.renderer import render_shot
@@ -22,7 +22,7 @@ from facegraft.training.export import export_model
 def test_export_matches_torch_and_the_contract(tiny_run: Path, tmp_path: Path) -> None:
     result = export_model(tiny_run, source="man", target="woman", out=tmp_path / "m.onnx")
     assert result.max_abs_diff < 1e-4
-    info = modelfile.read_info(result.path)
+    info = formats.read_info(result.path)
     assert (info.source, info.target, info.resolution, info.coverage) == ("man", "woman", 32, "whole_face")
     assert info.colorspace == "ACEScct" and info.input_dtype == "float32" and info.batch is None
     assert info.provenance["steps"] == 8 and info.provenance["precision"] == "fp32"
@@ -52,8 +52,9 @@ def test_the_exported_model_renders_a_frame(tiny_run: Path, man_extract, single_
     model_path = export_model(tiny_run, source="woman", target="man", out=tmp_path / "m.onnx").path
     model = load_face_model(model_path, device="cpu")
     out = str(tmp_path / "render" / "swap.####.exr")
+    settings = RenderSettings(erode=0.0, feather=0.0)  # the model's own mask, unshaped: a 32 px net's is soft
     report = render_shot(open_source(single_face_plate, "1001"), load_track(man_extract.track_path), model, out,
-                         RenderSettings(), frames=[1001])
+                         settings, frames=[1001])
     assert report.rendered == [1001]
     image = exr.read_image(out.replace("####", "1001"))
     alpha = image.get(["swap.A"])[..., 0].astype(np.float32)

@@ -12,7 +12,8 @@ from synthetic import clip_faceset, tiny_config
 from facegraft.inference.errors import FaceGraftError
 from facegraft.training.checkpoint import load_checkpoint
 from facegraft.training.faceset import FacesetWriter
-from facegraft.training.loop import load_model, train
+from facegraft.training.loop import load_model, make_optimizer, step_parts, train, train_step
+from facegraft.training.network import CombNet, NetConfig
 
 
 def test_loss_falls(clip_facesets, tmp_path: Path) -> None:
@@ -23,6 +24,25 @@ def test_loss_falls(clip_facesets, tmp_path: Path) -> None:
     assert (tmp_path / "run" / "preview.png").stat().st_size > 0
     assert (tmp_path / "run" / "previews" / "step_0000015.png").is_file()
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_a_step_trains_every_identity_on_what_it_draws() -> None:
+    torch.manual_seed(0)
+    net = CombNet(NetConfig(res=32, width=8, latent=32, identities=["a", "b"]), minimum_res=32)
+    parts = step_parts(net, make_optimizer(net, 1e-3), torch.device("cpu"), ["b", "a"])
+    faces, mattes = torch.rand(3, 3, 32, 32), torch.ones(3, 2, 32, 32)
+    drawn: list[str] = []
+
+    def draw(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        drawn.append(name)
+        return faces, mattes
+
+    g = torch.Generator().manual_seed(0)
+    steps = [train_step(parts, draw, g) for _ in range(12)]
+    assert drawn[:4] == ["b", "a", "b", "a"]
+    assert all(s.samples == 6 and len(s.terms) == 2 and not s.loss.requires_grad for s in steps)
+    losses = [float(s.loss) for s in steps]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
 
 
 def test_resume_continues_the_same_trajectory(clip_facesets, tmp_path: Path) -> None:

@@ -1,0 +1,42 @@
+"""Reading an ONNX graph's contract: tensor precisions and shapes, metadata, the content hash.
+
+Shared by every model-file format (``modelfile`` for FaceGraft's own, ``dfm`` for DeepFaceLab's).
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Optional, Sequence
+
+import onnx
+
+#: The input precisions a face model may take, by ONNX element type.
+FLOAT_TYPES: dict[int, str] = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16"}
+
+
+def dims(value_info: onnx.ValueInfoProto) -> list[Optional[int]]:
+    """Static dims as ints, symbolic or unknown dims as None."""
+    shape = value_info.type.tensor_type.shape
+    return [d.dim_value if d.HasField("dim_value") else None for d in shape.dim]
+
+
+def shape_text(shape: Sequence[Optional[int]]) -> str:
+    """A shape as messages show it: ``1x?x3`` (``?`` for a dynamic dim)."""
+    return "x".join("?" if d is None else str(d) for d in shape)
+
+
+def float_type(value_info: onnx.ValueInfoProto) -> Optional[str]:
+    """``float32`` or ``float16`` for a tensor of that precision, None for any other."""
+    return FLOAT_TYPES.get(value_info.type.tensor_type.elem_type)
+
+
+def metadata(model: onnx.ModelProto) -> dict[str, str]:
+    """The model's ``metadata_props`` as a dict."""
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def content_hash(model: onnx.ModelProto) -> str:
+    """SHA-256 of the model with its metadata cleared: the graph, weights and opsets."""
+    bare = onnx.ModelProto()
+    bare.CopyFrom(model)
+    del bare.metadata_props[:]
+    return hashlib.sha256(bare.SerializeToString(deterministic=True)).hexdigest()

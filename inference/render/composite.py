@@ -1,0 +1,181 @@
+"""One face composited onto one frame: pure array work, no I/O, no threads.
+
+``composite`` takes the model's output for one face (crop pixels, model space) and the plate
+pixels of the region around it, and returns every layer of the output over that region:
+
+1. ``match_colour``: the swap recoloured towards the plate's crop (model space, statistics inside
+   the model mask x the face matte);
+2. ``warp_to_region``: swap and mask warped from the crop onto the region (``align.uncrop``);
+3. ``raw_matte`` and ``shape_matte``: model mask x FaceMesh face matte x crop footprint, then
+   eroded / feathered in plate pixels, minus the holdout, rounded to the output precision;
+4. ``blend_colour``: the colour the face carries under the matte (``blend``; multiband works in
+   the model's log space);
+5. ``over``: the face premultiplied by the matte, over the plate.
+
+Where the matte is 0 the beauty (and the plate's alpha) is the pass-through pixel bit for bit,
+NaN, Inf and values above 1 included: only what goes into the arithmetic is sanitised. New pixels
+are rounded to the precision they are stored in, so writing them as half is exact.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from facegraft.inference.io import layers
+from facegraft.inference.io.colour import sanitize
+from facegraft.inference.render import blend, colormatch
+from facegraft.inference.render.settings import RenderSettings
+from facegraft.inference.track import align, mattes
+
+Convert = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Spaces:
+    """The two colour conversions between the plate's space and the model's."""
+
+    to_model: Convert
+    to_plate: Convert
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the face sits: its crop's geometry and the region of the plate being composited."""
+
+    transform: np.ndarray  # (2, 3) plate display px -> face space
+    landmarks: np.ndarray  # (P, 2+) FaceMesh points, plate display px
+    resolution: int  # the crop's size (the model's)
+    coverage: str
+    origin: tuple[int, int]  # display coordinates of the region's first pixel
+    shape: tuple[int, int]  # the region's rows and columns
+
+
+@dataclass
+class FaceLayers:
+    """The output layers over the region (``[h, w]`` or ``[h, w, 3]``); None: not asked for."""
+
+    rgb: np.ndarray  # the beauty: the composite where ``matte`` > 0, the pass-through pixels elsewhere
+    matte: np.ndarray  # float32 blend matte (``swap.A``); 0 means "plate pixel"
+    swap: Optional[np.ndarray] = None  # the face premultiplied by ``matte``, 0 off the matte (``swap.RGB``)
+    face_matte: Optional[np.ndarray] = None  # model mask x face matte x footprint, before shaping (``matte.face``)
+    alpha: Optional[np.ndarray] = None  # ``matte`` over the plate's alpha (when the plate has one)
+    stmap: Optional[tuple[np.ndarray, np.ndarray]] = None  # (s, t) into the crop (``stmap.R/G``)
+
+
+def match_colour(swap: np.ndarray, crop: np.ndarray, mask: np.ndarray, place: Placement,
+                 settings: RenderSettings) -> np.ndarray:
+    """``swap`` ``[R, R, 3]`` recoloured towards the plate's ``crop``, weighted by ``mask`` x the
+    face matte drawn in the crop; ``swap`` itself when colour match is off."""
+    if settings.color_match == "none":
+        return swap
+    res = place.resolution
+    points = align.apply(align.crop_matrix(place.transform, res, place.coverage), place.landmarks[:, :2])
+    weights = mask * mattes.face_matte(points, (res, res), settings.forehead)
+    return colormatch.match(swap, crop, weights, settings.color_match)
+
+
+def warp_to_region(swap: np.ndarray, mask: np.ndarray, place: Placement) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Swap (cubic) and mask (linear) warped onto the region, and the crop square's footprint there."""
+    swap_roi, footprint = align.uncrop(swap, place.transform, place.coverage, place.shape, place.origin, "cubic")
+    mask_roi, _ = align.uncrop(np.ascontiguousarray(mask), place.transform, place.coverage, place.shape,
+                               place.origin, "linear")
+    return swap_roi, mask_roi, footprint
+
+
+def raw_matte(mask: np.ndarray, footprint: np.ndarray, place: Placement, forehead: float) -> np.ndarray:
+    """Model mask x the FaceMesh face matte (drawn at plate resolution) x footprint: ``matte.face``."""
+    points = np.asarray(place.landmarks[:, :2], np.float64) - np.asarray(place.origin, np.float64)
+    face = mattes.face_matte(points, place.shape, forehead)
+    return np.clip(mask, 0.0, 1.0) * face * footprint
+
+
+def shape_matte(raw: np.ndarray, footprint: np.ndarray, erode: float, feather: float,
+                holdout: Optional[np.ndarray] = None, precision: type = np.float16) -> np.ndarray:
+    """The blend matte: ``raw`` eroded and feathered (plate px) inside the footprint, times
+    ``1 - holdout``, rounded to ``precision`` first so "matte == 0" means "plate pixel" in the file."""
+    matte = mattes.erode_feather(raw, erode, feather) * footprint
+    if holdout is not None:
+        matte *= 1.0 - holdout
+    return np.clip(matte, 0.0, 1.0).astype(precision).astype(np.float32)
+
+
+def blend_colour(plate: np.ndarray, swap: np.ndarray, matte: np.ndarray, mode: str, spaces: Spaces) -> np.ndarray:
+    """The colour the face carries under ``matte``, in plate space. ``plate`` is sanitised plate
+    space; ``swap`` is in model space for ``multiband`` (blended in log, where a band added to a
+    dark plate cannot go negative) and in plate space otherwise."""
+    if mode != "multiband":
+        return blend.face_colour(plate, swap, matte, mode)
+    # outside the matte the swap holds whatever the crop's border repeated; fill it with the plate
+    # so the coarse pyramid levels do not carry that into the face
+    plate_log = spaces.to_model(plate)
+    a3 = matte[..., None]
+    filled = swap * a3 + plate_log * (1.0 - a3)
+    return spaces.to_plate(blend.face_colour(plate_log, filled, matte, mode))
+
+
+def over(colour: np.ndarray, matte: np.ndarray, plate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(colour x matte, that over plate)``, premultiplied."""
+    a3 = matte[..., None]
+    premult = colour * a3
+    return premult, premult + plate * (1.0 - a3)
+
+
+def merge_alpha(matte: np.ndarray, plate_alpha: np.ndarray, precision: type = np.float16) -> np.ndarray:
+    """The output's A: ``matte`` over the plate's alpha where the matte is non-zero, the plate's
+    alpha bit for bit elsewhere."""
+    with np.errstate(over="ignore"):  # an infinite plate alpha off the matte is kept as it is anyway
+        merged: np.ndarray = (matte + np.nan_to_num(plate_alpha.astype(np.float32), nan=0.0) * (1.0 - matte)).astype(precision)
+    return np.where(matte > 0, merged, plate_alpha)
+
+
+def composite(
+    plate: np.ndarray,
+    crop: np.ndarray,
+    swap: np.ndarray,
+    mask: np.ndarray,
+    place: Placement,
+    settings: RenderSettings,
+    spaces: Spaces,
+    *,
+    holdout: Optional[np.ndarray] = None,
+    background: Optional[np.ndarray] = None,
+    plate_alpha: Optional[np.ndarray] = None,
+    precision: type = np.float16,
+    alpha_precision: type = np.float16,
+    groups: Sequence[str] = layers.ALL,
+) -> FaceLayers:
+    """Composite one face onto the region ``place`` of a frame.
+
+    ``plate``: the plate's RGB over the region ``[h, w, 3]`` (unsanitised, any float dtype);
+    ``crop``, ``swap``: the model's input and output ``[R, R, 3]`` in model space; ``mask``: the
+    model's mask ``[R, R]``; ``holdout``: ``[h, w]`` 0..1, pixels the swap must not touch;
+    ``background``: the pixels the beauty keeps where the matte is 0 (default ``plate``);
+    ``plate_alpha``: the plate's A, to merge the matte over; ``precision`` / ``alpha_precision``:
+    the stored types of the new pixels and of A; ``groups``: the FaceGraft layers to compute
+    (``swap``, ``matte``, ``stmap``: ``io.layers.GROUPS``).
+    """
+    swap = match_colour(swap, crop, mask, place, settings)
+    log_blend = settings.blend == "multiband"
+    swap_src = np.ascontiguousarray(swap) if log_blend else spaces.to_plate(swap)
+    swap_roi, mask_roi, footprint = warp_to_region(swap_src, mask, place)
+    raw = raw_matte(mask_roi, footprint, place, settings.forehead)
+    matte = shape_matte(raw, footprint, settings.erode, settings.feather, holdout, precision)
+    inside = matte > 0
+
+    plate_clean = sanitize(plate)
+    colour = blend_colour(plate_clean, swap_roi, matte, settings.blend, spaces)
+    premult, beauty = over(colour, matte, plate_clean)
+    keep = plate if background is None else background
+    out = FaceLayers(rgb=np.where(inside[..., None], beauty.astype(precision), keep), matte=matte)
+    if plate_alpha is not None:
+        out.alpha = merge_alpha(matte, plate_alpha, alpha_precision)
+    if "swap" in groups:
+        out.swap = np.where(inside[..., None], premult, 0.0).astype(precision)
+    if "matte" in groups:
+        out.face_matte = raw.astype(precision)
+    if "stmap" in groups:
+        s, t = align.stmap_planes(place.transform, place.resolution, place.coverage, place.shape, place.origin)
+        out.stmap = (s.astype(precision), t.astype(precision))
+    return out

@@ -1,0 +1,263 @@
+"""The per-face composite on synthetic arrays: pass-through pixels bit for bit, the swap under a
+full matte, holdouts, matte shaping, colour match, and the packing into output channels."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from render_fixtures import aligned_transform, make_face
+
+from facegraft.inference.io import colour, layers
+from facegraft.inference.render import composite as comp
+from facegraft.inference.render import output
+from facegraft.inference.render.settings import RenderSettings
+
+RES = 32
+SHAPE = (64, 80)  # the region: rows, columns
+OFFSET = (24, 16)  # the crop square covers region columns 24..56, rows 16..48
+POISON = [np.nan, np.inf, -np.inf, 60000.0, -5.0, 3.5]
+PLAIN = {"erode": 0.0, "feather": 0.0, "color_match": "none", "blend": "alpha"}
+
+
+def _copy(rgb: np.ndarray) -> np.ndarray:
+    return np.array(rgb, dtype=np.float32, order="C", copy=True)
+
+
+SAME_SPACE = comp.Spaces(to_model=_copy, to_plate=_copy)
+
+
+def _place() -> comp.Placement:
+    transform = aligned_transform(RES, "whole_face", OFFSET)
+    return comp.Placement(transform, make_face(transform).landmarks, RES, "whole_face", origin=(0, 0), shape=SHAPE)
+
+
+def _plate(poison_everywhere: bool = True) -> np.ndarray:
+    """A half-float ramp with NaN, Inf, values above 1 and negatives, also over the face."""
+    yy, xx = np.mgrid[0:SHAPE[0], 0:SHAPE[1]].astype(np.float32)
+    plate = np.stack([0.01 * xx, 0.01 * yy, np.full_like(xx, 0.3)], axis=-1).astype(np.float16)
+    if poison_everywhere:
+        rng = np.random.default_rng(1)
+        rows, cols = rng.integers(0, SHAPE[0], 60), rng.integers(0, SHAPE[1], 60)
+        for i, (row, col) in enumerate(zip(rows, cols)):
+            plate[row, col, i % 3] = POISON[i % len(POISON)]
+    return plate
+
+
+def _swap(value: tuple[float, float, float]) -> np.ndarray:
+    return np.broadcast_to(np.asarray(value, np.float32), (RES, RES, 3)).copy()
+
+
+def _composite(plate, mask, swap=None, **kwargs) -> comp.FaceLayers:
+    settings = RenderSettings(**{**PLAIN, **kwargs.pop("settings", {})})
+    swap = _swap((0.2, 0.5, 0.8)) if swap is None else swap
+    crop = kwargs.pop("crop", np.full((RES, RES, 3), 0.4, np.float32))
+    return comp.composite(plate, crop, swap, mask, _place(), settings, kwargs.pop("spaces", SAME_SPACE), **kwargs)
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a).view(np.uint16 if a.dtype == np.float16 else np.uint32)
+
+
+def test_zero_mask_leaves_every_plate_pixel_bit_identical():
+    plate = _plate()
+    alpha = np.full(SHAPE, 0.25, np.float16)
+    alpha[3, 4], alpha[30, 40] = np.nan, np.inf
+    out = _composite(plate, np.zeros((RES, RES), np.float32), plate_alpha=alpha)
+    assert out.rgb.dtype == np.float16
+    assert np.array_equal(_bits(out.rgb), _bits(plate))  # NaN, Inf, 60000, -5 included, over the face too
+    assert np.array_equal(_bits(out.alpha), _bits(alpha))
+    assert not out.matte.any() and not out.swap.any() and not out.face_matte.any()
+
+
+def test_full_mask_gives_the_swap_inside_and_the_plate_outside():
+    plate = _plate(poison_everywhere=False)
+    plate[2, 3] = [np.nan, np.inf, 60000.0]  # far from the face
+    out = _composite(plate, np.ones((RES, RES), np.float32))
+    inner = out.matte == 1.0
+    assert inner.sum() > 200
+    assert np.all(out.rgb[inner] == np.float16([0.2, 0.5, 0.8]))
+    assert np.all(out.swap[inner] == np.float16([0.2, 0.5, 0.8]))
+    outside = out.matte == 0
+    assert outside[2, 3] and np.array_equal(_bits(out.rgb[outside]), _bits(plate[outside]))
+    # nothing outside the crop square, whatever the face matte says
+    square = np.zeros(SHAPE, bool)
+    square[OFFSET[1]:OFFSET[1] + RES, OFFSET[0]:OFFSET[0] + RES] = True
+    assert not out.matte[~square].any() and not out.face_matte[~square].any()
+    # swap over plate is the beauty (the layers a compositor merges)
+    over = out.swap.astype(np.float32) + plate.astype(np.float32) * (1.0 - out.matte[..., None])
+    np.testing.assert_allclose(over, out.rgb.astype(np.float32), atol=2e-3)
+
+
+def test_new_pixels_are_rounded_to_their_precision():
+    plate = _plate(poison_everywhere=False)
+    out = _composite(plate, np.ones((RES, RES), np.float32), settings={"feather": 3.0}, swap=_swap((0.123, 0.456, 0.789)))
+    assert ((out.matte > 0) & (out.matte < 1)).sum() > 20 and out.matte.dtype == np.float32
+    np.testing.assert_array_equal(out.matte.astype(np.float16).astype(np.float32), out.matte)
+    assert out.swap.dtype == out.face_matte.dtype == np.float16
+    wide = _composite(plate.astype(np.float32), np.ones((RES, RES), np.float32), settings={"feather": 3.0},
+                      precision=np.float32)
+    assert wide.rgb.dtype == wide.swap.dtype == np.float32
+    soft = (wide.matte > 0) & (wide.matte < 1)
+    assert np.any(wide.matte[soft].astype(np.float16).astype(np.float32) != wide.matte[soft])
+
+
+def test_holdout_subtracts_from_the_matte():
+    plate = _plate()
+    holdout = np.zeros(SHAPE, np.float32)
+    holdout[:, 36:44] = 1.0  # a "hand" across the face
+    holdout[:, 44:48] = 0.25
+    free = _composite(plate, np.ones((RES, RES), np.float32))
+    held = _composite(plate, np.ones((RES, RES), np.float32), holdout=holdout)
+    assert free.matte[:, 36:44].max() == 1.0
+    assert not held.matte[:, 36:44].any()
+    assert np.array_equal(_bits(held.rgb[:, 36:44]), _bits(plate[:, 36:44]))
+    np.testing.assert_allclose(held.matte[:, 44:48], free.matte[:, 44:48] * 0.75, rtol=1e-3)  # half precision
+    np.testing.assert_array_equal(held.matte[:, :36], free.matte[:, :36])
+    np.testing.assert_array_equal(held.face_matte, free.face_matte)  # matte.face is before the holdout
+
+
+def test_background_is_what_the_beauty_keeps_off_the_matte():
+    plate = _plate(poison_everywhere=False)
+    background = np.full_like(plate, np.float16(7.0))
+    out = _composite(plate, np.ones((RES, RES), np.float32), background=background)
+    assert np.all(out.rgb[out.matte == 0] == 7.0)
+    assert np.all(out.rgb[out.matte == 1] == np.float16([0.2, 0.5, 0.8]))
+
+
+def test_plate_alpha_gets_the_matte_over_it():
+    plate = _plate(poison_everywhere=False)
+    alpha = np.full(SHAPE, 0.25, np.float16)
+    alpha[0, 0] = np.nan
+    out = _composite(plate, np.ones((RES, RES), np.float32), settings={"feather": 2.0}, plate_alpha=alpha)
+    assert out.alpha is not None
+    inner, soft, off = out.matte == 1, (out.matte > 0) & (out.matte < 1), out.matte == 0
+    assert np.all(out.alpha[inner] == 1.0)
+    expected = (out.matte[soft] + 0.25 * (1 - out.matte[soft])).astype(np.float16)
+    np.testing.assert_array_equal(out.alpha[soft], expected)
+    assert np.array_equal(_bits(out.alpha[off]), _bits(alpha[off]))
+
+
+def test_only_the_layers_asked_for_are_computed():
+    plate = _plate(poison_everywhere=False)
+    some = _composite(plate, np.ones((RES, RES), np.float32), groups=("swap",))
+    assert some.swap is not None and some.face_matte is None and some.stmap is None
+    none = _composite(plate, np.ones((RES, RES), np.float32), groups=())
+    assert none.swap is None and none.face_matte is None and none.stmap is None
+    everything = _composite(plate, np.ones((RES, RES), np.float32))
+    assert np.array_equal(_bits(none.rgb), _bits(everything.rgb)) and np.array_equal(none.matte, everything.matte)
+
+
+def test_stmap_points_into_the_crop():
+    plate = _plate(poison_everywhere=False)
+    out = _composite(plate, np.ones((RES, RES), np.float32))
+    assert out.stmap is not None
+    s, t = (np.broadcast_to(p, SHAPE) for p in out.stmap)
+    for row, col in [(16, 24), (30, 40), (47, 55)]:  # region pixel -> crop pixel (col - 24, row - 16)
+        assert s[row, col] == np.float16((col - OFFSET[0] + 0.5) / RES)
+        assert t[row, col] == np.float16(1.0 - (row - OFFSET[1] + 0.5) / RES)
+
+
+def _square_matte() -> np.ndarray:
+    raw = np.zeros((40, 40), np.float32)
+    raw[10:30, 10:30] = 1.0
+    return raw
+
+
+def test_erode_shrinks_and_negative_erode_grows_the_matte():
+    raw, footprint = _square_matte(), np.ones((40, 40), np.float32)
+    plain = comp.shape_matte(raw, footprint, 0.0, 0.0)
+    np.testing.assert_array_equal(plain, raw)
+    eroded = comp.shape_matte(raw, footprint, 3.0, 0.0)
+    assert eroded[13:27, 13:27].all() and not eroded[10:13].any() and not eroded[:, 27:30].any()
+    grown = comp.shape_matte(raw, footprint, -3.0, 0.0)
+    assert grown[7:33, 15:25].all() and (grown > 0).sum() > (raw > 0).sum()
+
+
+def test_feather_softens_the_edge_and_the_footprint_cuts_it():
+    raw, footprint = _square_matte(), np.ones((40, 40), np.float32)
+    soft = comp.shape_matte(raw, footprint, 0.0, 4.0)
+    assert soft[20, 20] > 0.99  # the middle stays solid
+    edge = soft[20, 6:14]  # across the left edge: rises smoothly, half way at the edge
+    assert np.all(np.diff(edge) > 0) and 0.3 < soft[20, 10] < 0.7 and soft[20, 4] > 0
+    cut = np.ones((40, 40), np.float32)
+    cut[:, :10] = 0.0
+    assert not comp.shape_matte(raw, cut, 0.0, 4.0)[:, :10].any()
+
+
+def test_colour_match_moves_the_swap_towards_the_plate():
+    rng = np.random.default_rng(0)
+    crop = (0.3 + 0.05 * rng.standard_normal((RES, RES, 3))).astype(np.float32)
+    swap = crop + np.float32([0.2, -0.1, 0.05])
+    mask = np.ones((RES, RES), np.float32)
+    place = _place()
+    assert comp.match_colour(swap, crop, mask, place, RenderSettings(color_match="none")) is swap
+    matched = comp.match_colour(swap, crop, mask, place, RenderSettings(color_match="rct"))
+    face = comp.raw_matte(mask, np.ones((RES, RES), np.float32),
+                          comp.Placement(place.transform, place.landmarks, RES, "whole_face", OFFSET, (RES, RES)),
+                          0.2) > 0.99  # the face matte in crop pixels
+    np.testing.assert_allclose(matched[face].mean(axis=0), crop[face].mean(axis=0), atol=5e-3)
+    assert np.abs(swap[face].mean(axis=0) - crop[face].mean(axis=0)).max() > 0.09
+
+
+def test_multiband_blends_in_model_space_and_stays_positive():
+    """A bright face on a dark plate: blended in ACEScct (real OCIO) no band pushes a pixel below 0."""
+    spaces = comp.Spaces(colour.converter("ACEScg", "ACEScct"), colour.converter("ACEScct", "ACEScg"))
+    yy, xx = np.mgrid[0:SHAPE[0], 0:SHAPE[1]]
+    dark = np.repeat((0.001 + 0.049 * ((yy // 4 + xx // 4) % 2))[..., None], 3, axis=2).astype(np.float16)
+    bright = spaces.to_model(np.full((RES, RES, 3), 0.9, np.float32))
+    out = _composite(dark, np.ones((RES, RES), np.float32), swap=bright, spaces=spaces,
+                     settings={"blend": "multiband", "feather": 3.0})
+    assert out.matte.max() == 1.0 and out.rgb[out.matte > 0].astype(np.float32).min() >= 0.0
+    # the face's detail came through; its overall level follows the plate (the coarsest band is the plate's)
+    assert np.all(out.rgb[out.matte == 1].astype(np.float32) > 0.1) and dark.max() < 0.06
+    assert np.array_equal(_bits(out.rgb[out.matte == 0]), _bits(dark[out.matte == 0]))
+
+
+def test_over_is_premultiplied():
+    colour_, plate = np.full((2, 2, 3), 0.8, np.float32), np.full((2, 2, 3), 0.2, np.float32)
+    matte = np.array([[0.0, 0.25], [0.5, 1.0]], np.float32)
+    premult, beauty = comp.over(colour_, matte, plate)
+    np.testing.assert_allclose(premult[..., 0], 0.8 * matte)
+    np.testing.assert_allclose(beauty[..., 0], 0.8 * matte + 0.2 * (1 - matte))
+
+
+@pytest.mark.parametrize("groups", [layers.ALL, (), ("stmap",)])
+def test_layers_packed_into_their_channels(groups):
+    plate_channels = ["R", "G", "B", "Z"]
+    lay = output.layout(plate_channels, [np.float16] * 4, groups)
+    assert lay.names == layers.channels(plate_channels, groups) and not lay.has_alpha
+    stored = np.zeros((*SHAPE, 4), np.float16)
+    stored[..., 3] = 9.0
+    frame = output.FrameOutput(lay.runs, stored, len(lay.names), stored.dtype)
+    block = frame.region((0, SHAPE[0], 0, SHAPE[1]))
+    assert np.all(block[..., lay.index["A"]] == 1.0) and np.all(block[..., lay.index["Z"]] == 9.0)
+    face = _composite(stored[..., :3], np.ones((RES, RES), np.float32), groups=groups)
+    output.pack(block, lay.index, face)
+    np.testing.assert_array_equal(block[..., :3], face.rgb)
+    assert np.all(block[..., lay.index["A"]] == 1.0) and np.all(block[..., lay.index["Z"]] == 9.0)
+    if "swap" in groups:
+        np.testing.assert_array_equal(block[..., lay.index["swap.A"]], face.matte)
+        np.testing.assert_array_equal(block[..., lay.index["swap.R"]:lay.index["swap.B"] + 1], face.swap)
+    if "stmap" in groups:
+        np.testing.assert_array_equal(block[..., lay.index["stmap.R"]], np.broadcast_to(face.stmap[0], SHAPE))
+    if "matte" in groups:
+        np.testing.assert_array_equal(block[..., lay.index["matte.face"]], face.face_matte)
+        assert not block[..., lay.index["matte.holdout"]].any()
+
+
+def test_rows_are_the_frame_off_the_face_with_the_face_region_pasted():
+    rng = np.random.default_rng(3)
+    stored = rng.standard_normal((20, 30, 4)).astype(np.float16)
+    stored[1, 2, 0], stored[18, 25, 3] = np.nan, np.inf
+    holdout = rng.random((20, 30)).astype(np.float32)
+    lay = output.layout(["R", "G", "B", "Z"], [np.float16] * 4, layers.ALL, holdout)
+    frame = output.FrameOutput(lay.runs, stored, len(lay.names), stored.dtype)
+    roi = (5, 12, 8, 20)
+    frame.roi, frame.block = roi, np.full((7, 12, len(lay.names)), 2.0, np.float16)
+    rows = np.concatenate([frame.rows(y0, min(20, y0 + 3)).copy() for y0 in range(0, 20, 3)])
+    face = np.zeros((20, 30), bool)
+    face[5:12, 8:20] = True
+    assert np.all(rows[face] == 2.0)
+    for name, plane in [("R", stored[..., 0]), ("B", stored[..., 2]), ("Z", stored[..., 3])]:
+        assert np.array_equal(_bits(rows[..., lay.index[name]][~face]), _bits(plane[~face]))
+    np.testing.assert_array_equal(rows[..., lay.index["matte.holdout"]][~face], holdout.astype(np.float16)[~face])
+    assert np.all(rows[..., lay.index["A"]][~face] == 1.0) and not rows[..., lay.index["swap.R"]][~face].any()
