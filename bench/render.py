@@ -8,7 +8,8 @@ convolutions, then measures in one run:
   (the plate's three channels);
 * the model alone (onnxruntime, the same batches);
 * the full ``render_shot`` pipeline (read, crop, model, paste, write overlapped), with every
-  layer (``--layers all``, the default: 12 channels) and with ``--layers none`` (R,G,B,A);
+  layer (``--layers all``, the default: the plate's part with R,G,B,A plus a part per FaceGraft
+  layer, 8 channels on a window around the face, ZIP) and with ``--layers none`` (R,G,B,A only);
 
 and prints frames per second, render / floor, render / slowest stage, CPU seconds per frame
 (all threads; the floor's from ``oiiotool``'s usage) and per-stage seconds. OpenImageIO runs

@@ -14,8 +14,10 @@ shots.yaml (paths relative to the file; 'defaults' apply to every shot):
       frames: 1001-1240            # optional: every frame on disk
       options: {face: largest, smooth: 0.5, blend: multiband}
 
-Each shot is tracked, then rendered. Every shot is checked before any work starts. Re-running
-the same file resumes: complete shots are skipped, complete frames are not rendered again.
+Each shot is tracked, then rendered. Every shot is checked before any work starts: plate and
+holdout frames on disk (the missing ones listed), the model, the output folders. Re-running the
+same file resumes: a shot is skipped only when every frame on disk is up to date (its stamp:
+model, settings, track, plate frame, format), and a render keeps exactly the frames that are.
 Settings given on the command line (e.g. --color-match lct) apply to every shot, over the
 file's options; the file's options take the same names (docs/render_settings.md).
 """
@@ -42,13 +44,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from facegraft.farm.batch import Batch, load_shots, parse_gpus, plan
     from facegraft.farm.job import parse_executable
     from facegraft.farm.shot_options import shot_options
 
     gpus = parse_gpus(args.gpus)
     executable = parse_executable(args.facegraft_exe)
-    shots = load_shots(args.shots, overrides=shot_options(args))
+    shots = load_shots(args.shots, overrides=shot_options(args), log=lambda message: print(message, file=sys.stderr))
     if args.dry_run:
         print(plan(shots, gpus, executable))
         return 0

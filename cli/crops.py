@@ -23,7 +23,8 @@ ORDER = 25
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("track", metavar="TRACK", help="shot track file from `facegraft track`")
-    parser.add_argument("plate", metavar="PLATE", help="the plate the track was made from (sequence or video)")
+    parser.add_argument("plate", metavar="PLATE",
+                        help="the plate the track was made from (sequence, one of its frame files, or video)")
     parser.add_argument("--out", required=True, metavar="FOLDER", help="folder for crop.####.exr and contact_sheet.png")
     parser.add_argument("--res", type=int, default=256, help="crop size in pixels (default: 256)")
     parser.add_argument("--coverage", default="whole_face", choices=("face", "whole_face", "head"),
@@ -48,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
     from facegraft.inference.errors import FaceGraftError
     from facegraft.inference.io import colour, contact_sheet, exr
-    from facegraft.inference.io.frames import open_source
-    from facegraft.inference.io.sequence import format_frames
+    from facegraft.inference.io.frames import VIDEO_EXTENSIONS, open_source
+    from facegraft.inference.io.sequence import format_frames, resolve_input
     from facegraft.inference.progress import Progress, say
     from facegraft.inference.track import align, mattes, trackfile
 
@@ -63,7 +64,10 @@ def run(args: argparse.Namespace) -> int:
         ids = ", ".join(str(t["id"]) for t in track.tracks) or "none"
         raise FaceGraftError(f"the track file has no track {args.face}", path=args.track, hint=f"tracks: {ids}")
     frames = args.frames or format_frames(track.frame_numbers)  # default: the frames the track covers
-    source = open_source(args.plate, frames, colorspace=space, config=config,
+    given = resolve_input(args.plate, keep=VIDEO_EXTENSIONS)
+    if given.note:
+        say(given.note, args.json_progress)
+    source = open_source(given.text, frames, colorspace=space, config=config,
                          start=int(track.plate.get("video_start") or 1))
     track.require_frames(source.frames, args.track)
     sheet_frames = set(contact_sheet.pick_frames(source.frames, max(1, args.sheet_frames)))

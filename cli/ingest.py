@@ -36,10 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from facegraft.inference.io.frames import VIDEO_EXTENSIONS
     from facegraft.inference.io.ingest import ingest
+    from facegraft.inference.io.sequence import resolve_input
     from facegraft.inference.progress import say
 
-    written = ingest(args.source, args.out, in_colorspace=args.in_colorspace, colorspace=args.plate_colorspace,
+    source = resolve_input(args.source, keep=VIDEO_EXTENSIONS)
+    if source.kind == "frame":  # a frame file of an image sequence: the sequence (a still stays one image)
+        say(source.note, args.json_progress)
+    written = ingest(source.text if source.kind == "frame" else args.source, args.out, in_colorspace=args.in_colorspace, colorspace=args.plate_colorspace,
                      config=args.ocio_config, start=args.start, frames=args.frames, compression=args.compression,
                      overwrite=args.overwrite, json_progress=args.json_progress)
     say(f"wrote {len(written)} frame(s) to {args.out}", args.json_progress)

@@ -6,8 +6,18 @@ docs/layers.md. Pixels outside the matte are bit-identical to the plate. --layer
 FaceGraft layers (e.g. --layers none: only R,G,B,A and the plate's other channels), which
 encodes faster, most of all with DWAA/DWAB.
 
-Frames already rendered are kept (so a killed render picks up where it stopped) unless
---overwrite. On a frame that cannot be read:
+PLATE may be a sequence pattern, one frame file of a sequence on disk (plates/sh010.1001.exr:
+the whole sequence) or a still (one frame, numbered 1); the command says which it took. Every
+part of a multi-part EXR plate is written back; --plate-part names the part whose RGB is
+swapped (default: the first with R, G and B; give `facegraft track` the same).
+
+Run it again without --overwrite and it renders only what is stale: a frame on disk is kept when
+it is complete and stamped with this render's model, settings, track, plate frame (a hash of its
+pixels and the structure of its header: a new date alone is the same frame) and output format
+(docs/layers.md, "what done means for a frame"); any other frame is rendered again and the
+summary says how many and why (model changed, settings changed, track changed, plate changed,
+holdout changed, format changed, incomplete). A killed render picks up
+where it stopped. On a frame that cannot be read:
   --on-error fail  stop at once, exit 4, naming the file and frame
   --on-error skip  write no file for it, carry on, list it at the end and exit 4
   --on-error hold  write the plate passed through (or, when the plate frame itself is unreadable,
@@ -23,6 +33,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING, Optional
 
 from facegraft.cli.options import add_frames, add_json_progress, add_settings
 from facegraft.inference.render.settings import for_stage
@@ -31,9 +42,12 @@ NAME = "render"
 HELP = "run a face model over a plate and write layered EXRs"
 ORDER = 58
 
+if TYPE_CHECKING:
+    from facegraft.inference.io.sequence import Resolved
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("plate", help="plate sequence, e.g. plates/sh010.####.exr")
+    parser.add_argument("plate", help="plate sequence, e.g. plates/sh010.####.exr, or one of its frame files")
     parser.add_argument("--track", required=True, metavar="FILE", help="the shot track (from `facegraft track`)")
     parser.add_argument("--model", required=True, metavar="FILE", help="face model (.onnx or DeepFaceLab .dfm)")
     parser.add_argument("--out", required=True, metavar="PATTERN", help="output sequence, e.g. renders/sh010_swap.####.exr")
@@ -41,33 +55,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--face", type=int, default=None, metavar="TRACK_ID",
                         help="which tracked face to replace (default: the track file's target)")
     add_settings(parser.add_argument_group("render settings (docs/render_settings.md)"), for_stage("render"))
-    parser.add_argument("--overwrite", action="store_true", help="render frames that already exist again")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="render every frame again, even those on disk that are up to date")
     parser.add_argument("--stats", action="store_true", help="print per-stage timings at the end (with --json-progress they are in the result event)")
     add_json_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from facegraft.inference.errors import BadFrameError
-    from facegraft.inference.io.frames import open_source
-    from facegraft.inference.io.sequence import SequencePattern, format_frames
+    from facegraft.inference.io.frames import VIDEO_EXTENSIONS, open_source
+    from facegraft.inference.io.sequence import SequencePattern, format_frames, resolve_input
     from facegraft.inference.models import face_model
+    from facegraft.inference.models.occlusion import missing_hands_warning
     from facegraft.inference.progress import Progress, emit, say
-    from facegraft.inference.render import renderer
-    from facegraft.inference.render.settings import RenderSettings
+    from facegraft.inference.render import renderer, stamp
     from facegraft.inference.track.trackfile import load_track
 
     quiet = args.json_progress
     SequencePattern(args.out)
-    settings = RenderSettings(
-        plate_colorspace=args.plate_colorspace, ocio_config=args.ocio_config, color_match=args.color_match,
-        blend=args.blend, erode=args.erode, feather=args.feather, face=args.face, holdout=args.holdout,
-        holdout_channel=args.holdout_channel, compression=args.compression, layers=args.layers,
-    )
-    model = face_model.load(args.model, device=args.device, threads=args.threads, batch=args.batch)
+    plate = resolve_input(args.plate, keep=VIDEO_EXTENSIONS)
+    holdout = resolve_holdout(args.holdout)
+    for resolved in (plate, holdout):
+        if resolved is not None and resolved.note:
+            say(resolved.note, quiet)
+    options = {**vars(args), "holdout": holdout.text if holdout is not None else None}
+    settings = renderer.render_settings(options, face=args.face)
+    model = face_model.load(args.model, device=args.device, threads=args.threads, batch=args.batch,
+                            precision=settings.precision)
     track = load_track(args.track)
-    source = open_source(args.plate, args.frames, colorspace=args.plate_colorspace, config=args.ocio_config)
+    source = open_source(plate.text, args.frames, colorspace=args.plate_colorspace, config=args.ocio_config,
+                         part=settings.plate_part or None)
     say(f"rendering {len(source.frames)} frame(s) {format_frames(source.frames)} with {model.info.kind} model "
         f"{model.info.resolution}px on {model.device}", quiet)
+    warnings = [(w, args.model) for w in model.warnings]
+    no_hands = missing_hands_warning(settings.occlusion, track)  # --occlusion wants hands the track lacks
+    warnings += [(no_hands, args.track)] if no_hands else []
+    for warning, path in warnings:  # a CPU fall-back (also stamped in each frame), an unpinned OCIO config
+        if quiet:
+            emit("warning", stage="render", message=warning, file=path)
+        else:
+            say(f"warning: {warning}")
     progress = Progress("render", len(source.frames), json_lines=quiet)
     try:
         report = renderer.render_shot(source, track, model, args.out, settings, on_error=args.on_error,
@@ -80,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
         emit("result", stage="render", **summary)
     else:
         say(f"rendered {report.written} frame(s) to {args.out}"
-            + (f"; {len(report.existing)} already done" if report.existing else ""), quiet)
+            + (f"; {len(report.existing)} already done and up to date, kept" if report.existing else "")
+            + (f"; {len(report.stale)} of them rendered again ({stamp.describe(report.stale, counts_only=True)})"
+               if report.stale else ""), quiet)
         if args.stats:
             say("seconds per stage: " + ", ".join(f"{k} {v}" for k, v in report.timings.as_dict().items()), quiet)
     if report.held:
@@ -91,3 +120,18 @@ def run(args: argparse.Namespace) -> int:
                             hint="fix or replace those plate frames and run the same command again: "
                                  "finished frames are kept")
     return 0
+
+
+def resolve_holdout(text: Optional[str]) -> Optional[Resolved]:
+    """``--holdout``: a sequence pattern, or one frame file of it (a still is refused: the
+    holdout must have a frame for every frame rendered)."""
+    if not text:
+        return None
+    from facegraft.inference.errors import FaceGraftError
+    from facegraft.inference.io.sequence import resolve_input
+
+    resolved = resolve_input(text)
+    if resolved.kind == "still":
+        raise FaceGraftError("the holdout is one still image, not a sequence", path=text,
+                             hint="give the matte sequence, e.g. roto/hands.####.exr (or one of its frame files)")
+    return resolved

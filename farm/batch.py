@@ -3,8 +3,10 @@
 Each shot is tracked, then rendered, by ``facegraft track`` / ``facegraft render`` subprocesses
 (the same command lines a farm job runs). A worker owns one GPU through
 ``CUDA_VISIBLE_DEVICES`` and takes the next shot when it is free. Re-running the same file
-resumes: a shot whose frames are all complete is skipped, a valid track is not recomputed,
-and render skips frames already written.
+resumes: a shot is skipped only when every frame on disk is complete and stamped as its render
+would stamp it (``facegraft.inference.render.stamp``: model, settings, track, plate frame,
+format), a valid track is not recomputed, and render keeps exactly the frames that are up to
+date.
 """
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import yaml
 
@@ -38,16 +41,23 @@ def _options(raw: Any, where: str, path: str) -> dict[str, object]:
     return check_options(raw, where, path)
 
 
+def _log_for(log: Callable[[str], None], where: str, message: str) -> None:
+    log(f"{where}: {message}")
+
+
 def _resolve(value: Any, base: Path) -> str:
     text = os.path.expanduser(str(value))
     return text if os.path.isabs(text) else str(base / text)
 
 
-def load_shots(path: str, overrides: Optional[Mapping[str, object]] = None) -> list[Shot]:
+def load_shots(path: str, overrides: Optional[Mapping[str, object]] = None,
+               log: Callable[[str], None] = lambda message: None) -> list[Shot]:
     """Read and check every shot of a batch file; relative paths are relative to the file.
 
-    ``overrides`` (settings given on the command line, already checked) replace the file's
-    options of every shot; a relative holdout among them is relative to the working folder.
+    Every input a shot reads is checked (plate and holdout frames, listed by number when
+    missing; the model). ``overrides`` (settings given on the command line, already checked)
+    replace the file's options of every shot; a relative holdout among them is relative to the
+    working folder. ``log`` gets a line for a plate or holdout given as a frame file.
     """
     source = Path(path)
     try:
@@ -88,6 +98,7 @@ def load_shots(path: str, overrides: Optional[Mapping[str, object]] = None) -> l
                 frames=str(frames) if frames is not None else None,
                 track=_resolve(merged["track"], base) if merged.get("track") else None,
                 options=options, name=str(entry["name"]) if entry.get("name") else None,
+                log=partial(_log_for, log, where),
             )
         except FaceGraftError as exc:
             raise type(exc)(f"{where} of {path}: {exc.message}", path=exc.path, frame=exc.frame, hint=exc.hint) from exc
@@ -125,13 +136,35 @@ def parse_gpus(text: Optional[str]) -> list[Optional[str]]:
     return list(ids)
 
 
-def frames_complete(shot: Shot) -> list[int]:
-    """Frames of the shot whose output is already a whole, readable image."""
-    from facegraft.inference.io.exr import is_complete
+def frames_done(shot: Shot, first_only: bool = False) -> tuple[list[int], dict[int, str]]:
+    """The shot's frames on disk that are up to date (complete, stamped as the shot's render
+    would stamp them), and those out of date with the reason. Without a valid track nothing is
+    up to date (tracking runs first). ``first_only``: stop at the first frame not done."""
+    from facegraft.inference.io.frames import open_source
     from facegraft.inference.io.sequence import SequencePattern
+    from facegraft.inference.models.formats import read_info
+    from facegraft.inference.render.renderer import render_settings, render_stamp
+    from facegraft.inference.render.stamp import stale_frames
+    from facegraft.inference.track.trackfile import load_track
 
-    seq = SequencePattern(shot.out)
-    return [f for f in shot.frames if is_complete(seq.path(f))]
+    if not track_complete(shot):
+        return [], {}
+    settings = render_settings(shot.options)
+    source = open_source(shot.plate, shot.frames_text, colorspace=settings.plate_colorspace,
+                         config=settings.ocio_config, part=settings.plate_part or None)
+    stamp = render_stamp(read_info(shot.model).content_hash, settings, source, load_track(shot.track))
+    out = SequencePattern(shot.out)
+    if first_only:
+        missing = [f for f in shot.frames if not os.path.lexists(out.path(f))]
+        if missing:
+            return [], {}
+    return stale_frames(stamp, out.path, shot.frames, first_only=first_only)
+
+
+def shot_done(shot: Shot) -> bool:
+    """Every frame of the shot is on disk and up to date: nothing to track or render."""
+    done, _ = frames_done(shot, first_only=True)
+    return len(done) == len(shot.frames)
 
 
 def track_complete(shot: Shot) -> bool:
@@ -227,10 +260,9 @@ class Batch:
 
     def _shot(self, shot: Shot, gpu: Optional[str], progress: Any) -> ShotResult:
         result = ShotResult(shot)
-        done = frames_complete(shot)
-        if len(done) == len(shot.frames):
+        if shot_done(shot):
             progress.update(len(shot.frames), shot=shot.name)
-            self.report(shot, "skipped", reason="every frame is complete")
+            self.report(shot, "skipped", reason="every frame is complete and up to date")
             result.state = "skipped"
             return result
         device = f"GPU {gpu}" if gpu is not None else "default device"
@@ -322,10 +354,13 @@ def plan(shots: Sequence[Shot], gpus: Sequence[Optional[str]], executable: Seque
 
     lines = [f"{len(shots)} shot(s) on {len(gpus)} worker(s): "
              + ", ".join(f"GPU {g}" if g is not None else "default device" for g in gpus)]
+    from facegraft.inference.render.stamp import describe
+
     for shot in shots:
-        done = frames_complete(shot)
-        state = ("complete, skipped" if len(done) == len(shot.frames)
-                 else f"{len(done)} of {len(shot.frames)} frames already complete")
+        done, stale = frames_done(shot)
+        state = ("complete and up to date, skipped" if len(done) == len(shot.frames)
+                 else f"{len(done)} of {len(shot.frames)} frames up to date"
+                 + (f"; {len(stale)} to render again ({describe(stale, counts_only=True)})" if stale else ""))
         lines.append(f"{shot.name}: {shot.frames_text} ({state})")
         if len(done) != len(shot.frames):
             if not track_complete(shot):

@@ -1,8 +1,9 @@
 """The farm engines, registered once: engine name -> the module that writes and submits its jobs.
 
 Each engine module offers ``files(job, job_dir) -> {name: text}``, ``check_available()`` and
-``submit(job, job_dir) -> int``. Modules are imported when an engine is used, so listing the
-engines (``facegraft --help``, the settings file) loads none of them.
+``submit(job, job_dir) -> Submission`` (exit status, the farm's job ids and names). Modules are
+imported when an engine is used, so listing the engines (``facegraft --help``, the settings
+file) loads none of them.
 """
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ def _flags(options: Mapping[str, object], allowed: tuple[str, ...]) -> list[str]
     args: list[str] = []
     for name in allowed:
         value = options.get(name)
-        if value is None:
+        if value is None or value == "":  # unset, or empty (e.g. --plate-part ""): the stage's default
             continue
         if isinstance(value, float) and value.is_integer():
             value = int(value)  # --erode 4, not 4.0
@@ -71,10 +71,12 @@ class Shot:
         return ["track", self.plate, "--out", self.track, "--frames", self.frames_text,
                 *_flags(self.options, TRACK_OPTIONS), "--json-progress"]
 
-    def render_args(self, frames: str) -> list[str]:
-        """Arguments of ``facegraft render`` for ``frames`` (a range, or an engine's frame token)."""
+    def render_args(self, frames: str, device: Optional[str] = None) -> list[str]:
+        """Arguments of ``facegraft render`` for ``frames`` (a range, or an engine's frame token);
+        ``device``: the ``--device`` when the shot's options set none."""
+        options = {**({"device": device} if device else {}), **self.options}
         return ["render", self.plate, "--track", self.track, "--model", self.model, "--out", self.out,
-                "--frames", frames, *_flags(self.options, RENDER_OPTIONS), "--json-progress"]
+                "--frames", frames, *_flags(options, RENDER_OPTIONS), "--json-progress"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ class FarmJob:
     executable: tuple[str, ...]
     priority: int = 50
     gpu: bool = True
+    gpu_device: str = "cuda"  # --device of GPU render tasks when the shot sets none
     memory_gb: float = 16.0
     tags: tuple[str, ...] = ()
     engine_options: Mapping[str, str] = field(default_factory=dict)
@@ -140,7 +143,9 @@ class FarmJob:
         return [*self.executable, *self.shot.track_args()]
 
     def render_argv(self, frames: str) -> list[str]:
-        return [*self.executable, *self.shot.render_args(frames)]
+        """A GPU render task names its device: on a node whose GPU fails it stops (exit 6) and is
+        retried elsewhere, rather than falling back to the CPU."""
+        return [*self.executable, *self.shot.render_args(frames, self.gpu_device if self.gpu else None)]
 
     def tasks(self) -> list[Task]:
         """Every task with its literal command line, in the order a single box would run them."""
@@ -161,6 +166,16 @@ class FarmJob:
             f"  chunks: {', '.join(str(c) for c in chunks)}",
         ]
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What handing a job to an engine gave: the exit status (``openjd run`` runs the job here)
+    and the farm's ids and names of the jobs it made (none for a bundle or a local run)."""
+
+    exit_code: int = 0
+    job_ids: tuple[str, ...] = ()
+    job_names: tuple[str, ...] = ()
 
 
 def absolute(path: str) -> str:

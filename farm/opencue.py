@@ -4,6 +4,11 @@ Two layers: ``track`` (one frame) and ``render`` over the shot's frames with ``c
 depending on ``track`` layer-on-layer. Cuebot cuts ``range`` into chunks exactly as the shared
 chunking helper does, and replaces ``#FRAMESPEC#`` with each chunk's frames (``1001-1010``,
 ``1001-1019x2``). Commands run directly, without the pycuerun wrapper.
+
+A layer's command is handed to pyoutline as a list of words, each already quoted for the shell:
+pyoutline joins a list with spaces (1.37 keeps a string as it is, older releases "join" a string
+one character at a time), so the spec's ``<cmd>`` is the exact shell line with either. Paths with
+spaces and quotes survive; setup.py and constraints.txt pin the version tested (1.37).
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import getpass
 import importlib
 import os
 import shlex
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Optional
@@ -18,7 +24,7 @@ from xml.dom import minidom
 
 from facegraft.inference.errors import FaceGraftError
 
-from .job import FarmJob, Requirements
+from .job import FarmJob, Requirements, Submission
 
 SPEC = "opencue_job.xml"
 FRAMES_TOKEN = "#FRAMESPEC#"
@@ -52,9 +58,10 @@ def cuebot_configured() -> bool:
     return bool(os.environ.get("CUEBOT_HOSTS")) or config_file() is not None
 
 
-def _command(job: FarmJob, argv: list[str]) -> str:
-    """A shell line; the frame token stays bare so Cuebot's text replacement sees it."""
-    return " ".join(a if a == FRAMES_TOKEN else shlex.quote(a) for a in argv)
+def _command(argv: list[str]) -> list[str]:
+    """The words of a shell line, each quoted; the frame token stays bare so Cuebot's text
+    replacement sees it. Joined with spaces (as pyoutline does) they are the line itself."""
+    return [a if a == FRAMES_TOKEN else shlex.quote(a) for a in argv]
 
 
 def _memory(req: Requirements) -> Optional[str]:
@@ -87,10 +94,10 @@ def build_outline(job: FarmJob) -> Any:
         user=options.get("user") or getpass.getuser(),
     )
     first = str(job.shot.frames[0])
-    track = shell.ShellCommand("track", command=_command(job, job.track_argv()), range=first,
+    track = shell.ShellCommand("track", command=_command(job.track_argv()), range=first,
                                **_layer_args(job.track_requirements))
     ol.add_layer(track)
-    render = shell.Shell("render", command=_command(job, job.render_argv(FRAMES_TOKEN)),
+    render = shell.Shell("render", command=_command(job.render_argv(FRAMES_TOKEN)),
                          range=job.shot.frames_text, chunk=job.chunk_size, **_layer_args(job.render_requirements))
     render.depend_all(track)
     ol.add_layer(render)
@@ -125,8 +132,8 @@ def check_available() -> None:
         )
 
 
-def submit(job: FarmJob, job_dir: Path) -> int:
-    """Send the spec written in ``job_dir`` to Cuebot."""
+def submit(job: FarmJob, job_dir: Path) -> Submission:
+    """Send the spec written in ``job_dir`` to Cuebot; the Submission holds the launched jobs' ids and names."""
     api = _import("opencue.api")
     cuebot = _import("opencue.cuebot")
     hosts = os.environ.get("CUEBOT_HOSTS")
@@ -138,6 +145,7 @@ def submit(job: FarmJob, job_dir: Path) -> int:
     except Exception as exc:
         raise FaceGraftError(f"Cuebot refused or could not be reached: {exc}", path=str(job_dir / SPEC),
                              hint="check CUEBOT_HOSTS and that the show exists; the spec is kept for a retry") from exc
-    for launched in jobs:
-        print(f"OpenCue job launched: {launched.name()}")
-    return 0
+    names = tuple(str(launched.name()) for launched in jobs)
+    for name in names:
+        print(f"OpenCue job launched: {name}", file=sys.stderr)
+    return Submission(0, job_ids=tuple(str(launched.id()) for launched in jobs), job_names=names)

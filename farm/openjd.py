@@ -20,7 +20,7 @@ import yaml
 
 from facegraft.inference.errors import FaceGraftError
 
-from .job import FarmJob, Requirements
+from .job import FarmJob, Requirements, Submission
 
 SPEC_VERSION = "jobtemplate-2023-09"
 TEMPLATE = "template.yaml"
@@ -192,8 +192,15 @@ def check_available() -> None:
                              hint="pip install openjd-cli (the facegraft 'farm' extra), or use --dry-run")
 
 
-def submit(job: FarmJob, job_dir: Path) -> int:
-    """Run the whole job on this machine with ``openjd run``; returns its exit status."""
+def submit(job: FarmJob, job_dir: Path) -> Submission:
+    """Run the whole job on this machine with ``openjd run``; the Submission holds its exit status.
+    Its session log goes to stderr, with FaceGraft's other messages (stdout holds the command's
+    own JSON events with ``--json-progress``)."""
     cmd = run_command(job_dir)
-    print(f"running: {' '.join(cmd)}", file=sys.stderr)
-    return subprocess.call(cmd)
+    print(f"running: {' '.join(cmd)}", file=sys.stderr, flush=True)
+    return Submission(subprocess.call(cmd, stdout=sys.stderr))
+
+
+def bundle_submit_command(job_dir: Path) -> list[str]:
+    """The command that sends the bundle in ``job_dir`` to Deadline Cloud."""
+    return ["deadline", "bundle", "submit", str(job_dir)]

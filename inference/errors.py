@@ -58,3 +58,23 @@ class ModelFileError(FaceGraftError):
     """A face model file is not one FaceGraft can use."""
 
     exit_code = 5
+
+
+class DeviceError(FaceGraftError):
+    """The device asked for (``--device cuda`` / ``tensorrt``) cannot run on this machine.
+
+    Its own exit code lets a farm retry the task on another node: the job is fine, the node is not.
+    """
+
+    exit_code = 6
+
+
+class StorageError(FaceGraftError):
+    """A frame could not be written because the storage failed (disk full, quota, I/O error,
+    stale network handle).
+
+    Nothing partial is left (writes are atomic); its own exit code tells a farm a retry may
+    succeed (later, or on a node with other storage): the job is fine, the storage is not.
+    """
+
+    exit_code = 7

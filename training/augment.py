@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch.nn import functional as F
@@ -40,15 +41,15 @@ def _uniform(n: int, spread: float, g: torch.Generator) -> torch.Tensor:
     return (torch.rand(n, generator=g) * 2 - 1) * spread
 
 
-def _affine(n: int, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
-    """``[N,2,3]`` sampling matrices for ``F.affine_grid`` (normalised coordinates)."""
+def _affine(n: int, cfg: AugmentConfig, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[N,2,3]`` sampling matrices for ``F.affine_grid`` (normalised coordinates), and which are flipped."""
     angle = _uniform(n, math.radians(cfg.rotate), g)
     scale = 1.0 + _uniform(n, cfg.scale, g)
     tx, ty = _uniform(n, 2 * cfg.shift, g), _uniform(n, 2 * cfg.shift, g)
     flip = torch.where(torch.rand(n, generator=g) < cfg.flip, -1.0, 1.0)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
-    return theta
+    return theta, flip < 0
 
 
 def _warp_offsets(n: int, res: int, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
@@ -75,20 +76,25 @@ def jitter_colour(images: list[torch.Tensor], cfg: AugmentConfig, g: torch.Gener
     return out
 
 
-def augment(
-    faces: torch.Tensor, mattes: torch.Tensor, cfg: AugmentConfig, g: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``faces [N,3,R,R]``, ``mattes [N,K,R,R]`` -> (warped input, target, target mattes).
+class Augmented(NamedTuple):
+    warped: torch.Tensor  # the network's input
+    target: torch.Tensor  # what it must rebuild
+    mattes: torch.Tensor  # the target's mattes
+    flipped: torch.Tensor  # [N] bool: mirrored left-right (the eyes swap sides, the yaw turns)
+
+
+def augment(faces: torch.Tensor, mattes: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> Augmented:
+    """``faces [N,3,R,R]``, ``mattes [N,K,R,R]`` -> the warped input, the target and its mattes.
 
     Random numbers are drawn on the CPU from ``g`` in a fixed order, whatever device the
     tensors live on, so a run (and its resume) repeats exactly.
     """
     n, _, res, _ = faces.shape
-    theta = _affine(n, cfg, g)
+    theta, flipped = _affine(n, cfg, g)
     warp = _warp_offsets(n, res, cfg, g)
     grid = F.affine_grid(theta, [n, 1, res, res], align_corners=False).to(faces)
     target = F.grid_sample(faces, grid, mode="bilinear", padding_mode="border", align_corners=False)
     target_mattes = F.grid_sample(mattes, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     warped = F.grid_sample(faces, grid + warp.to(faces), mode="bilinear", padding_mode="border", align_corners=False)
     warped, target = jitter_colour([warped, target], cfg, g)
-    return warped, target, target_mattes
+    return Augmented(warped, target, target_mattes, flipped)

@@ -15,6 +15,11 @@ index is replaced atomically afterwards, so an interrupted extract leaves the fa
 A second extract into an existing faceset **appends** when identity, resolution, coverage and
 colour space match, skips faces already there (same source file, frame and track), and refuses
 otherwise.
+
+A face is dropped as a near duplicate of the last kept one when its landmarks moved less than
+``min_motion`` on average **and** neither eye nor the mouth opened or closed by more than
+``DUPLICATE_OPENNESS``: a blink moves a handful of the 478 points, too few for the mean motion to
+notice, and a blink is exactly the rare frame a faceset must keep.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ import numpy as np
 from facegraft.inference.atomic import atomic_write_text
 from facegraft.inference.errors import FaceGraftError
 from facegraft.inference.io import colour, contact_sheet
+from facegraft.inference.track import expression
 
 FORMAT = "facegraft-faceset"
 VERSION = 1
@@ -38,7 +44,9 @@ INDEX = "faceset.json"
 FACES, MATTES, LANDMARKS, PREVIEW = "faces.f16", "mattes.u8", "landmarks.f32", "preview.png"
 MATTE_NAMES = ("face", "left_eye", "right_eye", "mouth")
 FEATURE_MATTES = ("left_eye", "right_eye", "mouth")
+EXPRESSION = "expression"  # per-face record key: ``expression.record`` of the face's landmarks
 DEFAULT_MIN_MOTION = 0.001  # near-duplicate threshold: mean landmark motion in the aligned crop, fraction of its size
+DUPLICATE_OPENNESS = 0.02  # an eye or the mouth opening or closing more than this is never a near duplicate
 
 PathLike = Union[str, Path]
 
@@ -80,6 +88,23 @@ class Faceset:
     def landmarks(self) -> np.ndarray:
         """``[N,P,2]`` float32 in crop pixels."""
         return self._map(LANDMARKS, np.float32, (self.points, 2))
+
+    def measures(self) -> np.ndarray:
+        """``[N, len(expression.FIELDS)]`` float64: eye openness (image left, right), mouth openness,
+        yaw, pitch, roll of every face. A face's ``expression`` record (``expression.record``, stored at
+        extraction: openness from the raw landmarks, pose in 3-D) where it has one; otherwise measured
+        on the stored landmarks (smoothed and 2-D: a short blink reads half shut, pose is the 2-D
+        estimate); ``unmeasured()`` counts those."""
+        out = expression.measures(np.asarray(self.landmarks, np.float64)) if len(self) else np.zeros((0, len(expression.FIELDS)))
+        for i, entry in enumerate(self.entries):
+            if isinstance(entry.get(EXPRESSION), dict):
+                stored = expression.from_record(entry[EXPRESSION])
+                out[i] = np.where(np.isfinite(stored), stored, out[i])
+        return out
+
+    def unmeasured(self) -> int:
+        """Faces without a stored ``expression`` record (``measures`` falls back to the stored landmarks)."""
+        return sum(1 for entry in self.entries if not isinstance(entry.get(EXPRESSION), dict))
 
     def matte(self, name: str) -> np.ndarray:
         """One matte for every face, ``[N,R,R]`` float32 0..1."""
@@ -177,6 +202,7 @@ class FacesetWriter:
             self.faceset = wanted
         self.known = {(e["source"], e["frame"], e.get("track")) for e in self.faceset.entries}
         self.last: Optional[np.ndarray] = None
+        self.last_openness: Optional[np.ndarray] = None
         self.added = self.duplicates = self.skipped = 0
         self._files = {name: open(self.path / name, "ab") for name in (FACES, MATTES, LANDMARKS)}
 
@@ -188,7 +214,9 @@ class FacesetWriter:
             self.skipped += 1
             return False
         points = np.asarray(landmarks, np.float32)[:, :2]
-        if self.last is not None and float(np.linalg.norm(points - self.last, axis=1).mean()) < self.min_motion:
+        openness = _openness(points, extra.get(EXPRESSION))
+        if (self.last is not None and float(np.linalg.norm(points - self.last, axis=1).mean()) < self.min_motion
+                and not _expression_changed(openness, self.last_openness)):
             self.duplicates += 1
             return False
         r = fs.resolution
@@ -200,7 +228,7 @@ class FacesetWriter:
         self._files[LANDMARKS].write(points.tobytes())
         fs.entries.append({"source": source, "frame": frame, "track": track, **extra})
         self.known.add((source, frame, track))
-        self.last = points
+        self.last, self.last_openness = points, openness
         self.added += 1
         return True
 
@@ -223,6 +251,24 @@ class FacesetWriter:
     def __exit__(self, *exc: object) -> None:
         if not all(h.closed for h in self._files.values()):
             self.close()
+
+
+def _openness(points: np.ndarray, record: Any) -> Optional[np.ndarray]:
+    """Eye (left, right) and mouth openness of a face: its expression record, else its landmarks."""
+    if isinstance(record, dict):
+        return expression.from_record(record)[:3]
+    if len(points) < 478:
+        return None
+    return np.concatenate([expression.eye_openness(points), [expression.mouth_openness(points)]])
+
+
+def _expression_changed(now: Optional[np.ndarray], before: Optional[np.ndarray]) -> bool:
+    """Whether an eye or the mouth opened or closed since the last kept face (a blink moves a few of
+    the 478 landmarks, too few for the mean motion to see)."""
+    if now is None or before is None:
+        return False
+    with np.errstate(invalid="ignore"):
+        return bool(np.nanmax(np.abs(now - before), initial=0.0) > DUPLICATE_OPENNESS)
 
 
 def to_srgb(faces: np.ndarray, colorspace: str, config: str) -> np.ndarray:

@@ -1,19 +1,31 @@
 """The training loop: read it top to bottom.
 
-Each step (``train_step``) draws ``batch`` faces of every identity, augments them, runs all
-warped faces through the shared encoder at once, rebuilds each identity's faces with its own
-decoder, and sums the per-identity losses. Checkpoints carry the optimizer and random generator
-states, so a resumed run continues the same trajectory as one that never stopped.
+Each step (``train_step``) draws ``batch`` faces of every identity (balanced over pose and
+expression, ``data``), augments them, runs all warped faces through the shared encoder at once,
+rebuilds each identity's faces with its own decoder, and sums the per-identity losses (plus the
+expression head's fit when the network has one). A loss that is not finite stops the run
+before the optimizer takes the step, and the last checkpoint on disk is left as it was.
+
+The learning rate warms up linearly, then (``lr_decay="cosine"``) falls along a half cosine to
+``lr_final`` x ``lr`` at the last step. With ``val`` > 0 a fraction of every identity's faces is
+held out; every ``eval_every`` steps their loss (no augmentation, each identity through its own
+decoder) goes to the progress bar and TensorBoard (``val/NAME``), as nanoGPT's estimate_loss does.
+
+Checkpoints carry the optimizer and random generator states, so a resumed run continues the
+same trajectory as one that never stopped.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+import numpy as np
 import torch
 
 from facegraft.inference.errors import FaceGraftError
@@ -21,10 +33,26 @@ from facegraft.inference.progress import Progress, say
 
 from .augment import AugmentConfig, augment
 from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
-from .data import IdentityData, load_identities
-from .losses import LossWeights, reconstruction_loss
+from .data import (
+    BIN_WIDTHS,
+    DEFAULT_BALANCE,
+    FLIP_SIGN,
+    FLIPPED,
+    MEASURES,
+    Batch,
+    IdentityData,
+    check_resolution,
+    load_identities,
+    split_validation,
+)
+from .loader import feeder_for, tune
+from .losses import LossWeights, expression_loss, reconstruction_loss
 from .network import MIN_RES, CombNet, NetConfig
 from .preview import preview_batches, write_preview
+
+
+class LossNotFinite(FaceGraftError):
+    """The training loss became NaN or infinite: the run diverged."""
 
 
 @dataclass
@@ -38,6 +66,16 @@ class TrainConfig:
     latent: int = 256
     lr: float = 2e-4
     warmup: int = 100
+    lr_decay: str = "cosine"  # "cosine" or "none"
+    lr_final: float = 0.1  # cosine: the last step's rate, fraction of lr
+    arch: str = "comb"  # "comb" or "liae" (network)
+    source: Optional[str] = None  # liae: the identity put onto plates (default: the first faceset's)
+    expression: float = 0.0  # weight of the expression head's fit; 0: no head
+    condition: bool = False  # feed the head's reading to the decoders (needs expression > 0)
+    features: float = 3.0  # extra weight of the eyes and mouth in the L1 loss
+    balance: float = DEFAULT_BALANCE  # 0: faces drawn uniformly; 1: uniformly over pose/expression bins
+    val: float = 0.0  # fraction of every identity's faces held out for the validation loss
+    eval_every: int = 250  # validation loss every N steps (with val > 0)
     seed: int = 0
     preview_every: int = 500
     save_every: int = 1000
@@ -56,6 +94,7 @@ class TrainResult:
     run: Path
     step: int
     losses: list[float] = field(default_factory=list)  # total loss of every step run this time
+    val_losses: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # (step, held-out loss per identity)
     samples_per_second: float = 0.0
 
 
@@ -70,6 +109,9 @@ class StepParts:
     device: torch.device
     aug: AugmentConfig = field(default_factory=AugmentConfig)
     weights: LossWeights = field(default_factory=LossWeights)
+    head: Optional[Callable[..., Any]] = None  # the expression head (when the loss uses it)
+    measure_mean: Optional[torch.Tensor] = None  # [M] standardisation of the measures for the head
+    measure_std: Optional[torch.Tensor] = None
 
 
 @dataclass
@@ -85,44 +127,119 @@ def make_optimizer(net: CombNet, lr: float) -> torch.optim.Optimizer:
 
 
 def step_parts(net: CombNet, optimizer: torch.optim.Optimizer, device: torch.device, names: Sequence[str],
-               compile: bool = False, weights: Optional[LossWeights] = None) -> StepParts:
-    """Ready ``net`` (already on ``device``) for ``train_step``: channels-last on CUDA, compiled if asked."""
+               compile: bool = False, weights: Optional[LossWeights] = None,
+               measure_stats: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> StepParts:
+    """Ready ``net`` (already on ``device``) for ``train_step``: channels-last on CUDA, compiled if asked.
+
+    The expression head is used when ``weights.expression`` > 0 and the network has one;
+    ``measure_stats`` (mean, std of the measures) standardise its targets.
+    """
     if device.type == "cuda":
         net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub lacks memory_format
+    weights = weights or LossWeights()
     encoder: Callable[..., Any] = net.encoder
     decoders: dict[str, Callable[..., Any]] = dict(net.decoders.items())
     if compile:
         encoder = torch.compile(encoder)
         decoders = {k: torch.compile(v) for k, v in decoders.items()}
-    return StepParts(list(names), encoder, decoders, optimizer, device, weights=weights or LossWeights())
+    parts = StepParts(list(names), encoder, decoders, optimizer, device, weights=weights)
+    if weights.expression > 0 and net.expression is not None:
+        mean, std = measure_stats if measure_stats is not None else (torch.zeros(len(MEASURES)), torch.ones(len(MEASURES)))
+        parts.head, parts.measure_mean, parts.measure_std = net.expression, mean.to(device), std.to(device)
+    return parts
 
 
-def train_step(parts: StepParts, draw: Callable[[str], tuple[torch.Tensor, torch.Tensor]],
-               g: torch.Generator) -> StepResult:
-    """One optimizer step: ``draw(name)`` gives an identity's faces and mattes, which are augmented
-    (with ``g``), encoded together, decoded per identity, scored and back-propagated."""
+def flip_measures(measures: torch.Tensor, flipped: torch.Tensor) -> torch.Tensor:
+    """The measures of faces mirrored by the augmentation: eyes swapped, yaw negated."""
+    mirrored = measures[:, list(FLIPPED)] * torch.tensor(FLIP_SIGN, dtype=measures.dtype)
+    return torch.where(flipped[:, None], mirrored, measures)
+
+
+def train_step(parts: StepParts, draw: Callable[[str], Batch], g: torch.Generator) -> StepResult:
+    """One optimizer step: ``draw(name)`` gives an identity's faces, mattes (and measures), which
+    are augmented (with ``g``), encoded together, decoded per identity, scored and back-propagated.
+
+    Raises LossNotFinite, before the optimizer steps, when the loss is not finite."""
     device = parts.device
-    inputs, targets, mattes = [], [], []
+    inputs, targets, mattes, measures = [], [], [], []
     for name in parts.names:
-        faces, face_mattes = draw(name)
-        warped, target, target_mattes = augment(faces, face_mattes, parts.aug, g)
-        inputs.append(warped)
-        targets.append(target.to(device))
-        mattes.append(target_mattes.to(device))
+        drawn = draw(name)
+        aug = augment(drawn.faces, drawn.mattes, parts.aug, g)
+        inputs.append(aug.warped)
+        targets.append(aug.target.to(device))
+        mattes.append(aug.mattes.to(device))
+        if parts.head is not None:
+            if drawn.measures is None:
+                raise ValueError(f"the expression loss needs the measures of the faces of '{name}'")
+            measures.append(flip_measures(drawn.measures, aug.flipped).to(device))
     x = torch.cat(inputs).to(device)
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     with autocast:
-        codes = parts.encoder(x).chunk(len(parts.names))
-        outputs = [parts.decoders[name](code) for name, code in zip(parts.names, codes)]
+        if parts.head is not None:
+            assert parts.measure_mean is not None and parts.measure_std is not None
+            # the decoders are fed the faces' own measures (when conditioned); unknown ones read as average
+            own = torch.nan_to_num((torch.cat(measures) - parts.measure_mean) / parts.measure_std, nan=0.0)
+            features, _, read = parts.encoder(x, with_code=True, measures=own)
+            expressed = read.float().chunk(len(parts.names))
+        else:
+            features = parts.encoder(x)
+        outputs = [parts.decoders[name](f) for name, f in zip(parts.names, features.chunk(len(parts.names)))]
     terms = [reconstruction_loss(pred, mask, target, m[:, :1], m[:, 1:2], parts.weights)
              for (pred, mask), target, m in zip(outputs, targets, mattes)]
+    if parts.head is not None:
+        assert parts.measure_mean is not None and parts.measure_std is not None
+        for t, predicted, measured in zip(terms, expressed, measures):
+            t["expression"] = expression_loss(predicted, measured, parts.measure_mean, parts.measure_std)
+            t["total"] = t["total"] + parts.weights.expression * t["expression"]
+            t["expression"] = t["expression"].detach()
     loss = torch.stack([t["total"] for t in terms]).sum()
+    if not bool(torch.isfinite(loss)):
+        bad = [f"{name}: {', '.join(k for k, v in t.items() if not bool(torch.isfinite(v)))}"
+               for name, t in zip(parts.names, terms) if not bool(torch.isfinite(t["total"]))]
+        raise LossNotFinite(f"the training loss is not finite ({float(loss.detach())}; {'; '.join(bad)})",
+                             hint="the run diverged: lower --lr (or --batch), check the facesets' previews "
+                                  "for broken faces, then --resume from the last checkpoint")
     parts.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     parts.optimizer.step()
+    for t in terms:
+        t["total"] = t["total"].detach()
     return StepResult(loss.detach(), terms, int(x.shape[0]))
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """The rate for ``step`` (0-based): linear warm-up, then a half cosine down to ``lr_final`` x ``lr``."""
+    rate = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
+    if cfg.lr_decay == "cosine" and cfg.steps > cfg.warmup:
+        t = min(1.0, max(0.0, (step - cfg.warmup) / (cfg.steps - cfg.warmup)))
+        rate *= cfg.lr_final + (1.0 - cfg.lr_final) * 0.5 * (1.0 + math.cos(math.pi * t))
+    return rate
+
+
+def measure_stats(data: dict[str, IdentityData]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and spread of every measure over all training faces (the spread at least half a sampling bin)."""
+    values = np.concatenate([d.measures for d in data.values() if d.measures is not None])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a measure no face has: mean 0, spread half a bin
+        mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
+    mean, std = np.nan_to_num(mean), np.maximum(np.nan_to_num(std), np.asarray(BIN_WIDTHS) / 2)
+    return torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+
+
+@torch.no_grad()
+def validation_losses(net: CombNet, held: dict[str, Batch], weights: LossWeights, device: torch.device) -> dict[str, float]:
+    """Each identity's loss on its held-out faces through its own decoder, without augmentation."""
+    was_training = net.training
+    net.eval()
+    out = {}
+    for name, b in held.items():
+        pred, mask = net(b.faces.to(device), name)
+        m = b.mattes.to(device)
+        out[name] = float(reconstruction_loss(pred, mask, b.faces.to(device), m[:, :1], m[:, 1:2], weights)["total"])
+    net.train(was_training)
+    return out
 
 
 def pick_device(name: str) -> torch.device:
@@ -164,22 +281,54 @@ def _faceset_summary(data: dict[str, IdentityData]) -> list[dict]:
 
 def faceset_resolution(data: dict[str, IdentityData]) -> int:
     """The one resolution of every faceset, for a run that gives no ``res``."""
-    found = {fs.resolution: fs for d in data.values() for fs in d.facesets}
+    facesets = [fs for d in data.values() for fs in d.facesets]
+    found = {fs.resolution: fs for fs in reversed(facesets)}
     if len(found) != 1:
-        listing = ", ".join(f"{fs.path} is {r} px" for r, fs in sorted(found.items()))
-        raise FaceGraftError(f"the facesets have different resolutions ({listing})",
-                             hint="pass --res to train at one size, or extract every faceset at the same --res")
+        listing = ", ".join(f"{fs.path} is {fs.resolution} px" for fs in facesets)
+        odd = [str(fs.path) for fs in facesets if fs.resolution != facesets[0].resolution]
+        raise FaceGraftError(f"the facesets have different resolutions ({listing})", path=", ".join(odd),
+                             hint="pass --res to train at one size (facesets larger than it are resized), or extract "
+                                  "every faceset at the same --res")
     res = next(iter(found))
     if res & (res - 1):  # the network halves the crop down to 8 px
-        raise FaceGraftError(f"the facesets are {res} px, a size the network cannot train at",
+        raise FaceGraftError(f"the facesets are {res} px, a size the network cannot train at", path=str(facesets[0].path),
                              hint="pass --res 64, 128, 256, 512 or 1024 (crops are resized to it)")
     return res
 
 
+def _check_settings(cfg: TrainConfig) -> None:
+    if cfg.lr_decay not in ("cosine", "none"):
+        raise FaceGraftError(f"unknown --lr-decay '{cfg.lr_decay}'", hint="use cosine or none")
+    if not 0.0 <= cfg.balance <= 1.0:
+        raise FaceGraftError(f"--balance {cfg.balance} is outside 0..1",
+                             hint="0 draws faces uniformly, 1 uniformly over pose/expression bins (default 0.5)")
+    if cfg.condition and cfg.expression <= 0:
+        raise FaceGraftError("--condition feeds the expression head's reading to the decoders, so it needs the head",
+                             hint="pass --expression WEIGHT (e.g. 0.5) with --condition")
+    if cfg.expression < 0 or cfg.features < 0:
+        raise FaceGraftError("loss weights cannot be negative", hint="pass --expression / --features of 0 or more")
+    if cfg.batch < 1 or cfg.steps < 0:
+        raise FaceGraftError(f"--batch {cfg.batch} / --steps {cfg.steps} make no run", hint="use --batch 1 or more")
+
+
+def _held_out(held: dict[str, IdentityData], res: int, count: int = 64) -> dict[str, Batch]:
+    """The held-out faces the validation loss is measured on (at most ``count`` per identity, spread evenly)."""
+    out = {}
+    for name, d in held.items():
+        picks = np.unique(np.linspace(0, len(d) - 1, min(count, len(d))).round().astype(int))
+        out[name] = d.batch(picks.tolist(), res)
+    return out
+
+
 def train(cfg: TrainConfig) -> TrainResult:
-    """Train (or continue training) a comb model on the facesets; returns where it stopped."""
+    """Train (or continue training) a face model on the facesets; returns where it stopped.
+
+    Every check of the input (facesets, resolution, validation split, settings) runs before
+    the first step."""
     run = Path(cfg.out)
+    _check_settings(cfg)
     device = pick_device(cfg.device)
+    tune(device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     data = load_identities(cfg.facesets)
@@ -199,40 +348,65 @@ def train(cfg: TrainConfig) -> TrainResult:
             raise FaceGraftError(
                 f"the checkpoint was trained on {', '.join(net_cfg.identities)} but the facesets are of {', '.join(names)}",
                 path=str(checkpoint_path(run)), hint="resume with the facesets the run started with")
-        if (cfg.res is not None and cfg.res != net_cfg.res) or cfg.width != net_cfg.width:
-            say(f"resuming at the checkpoint's resolution {net_cfg.res} and width {net_cfg.width}", cfg.json_progress)
+        if (cfg.res is not None and cfg.res != net_cfg.res) or cfg.width != net_cfg.width or cfg.arch != net_cfg.arch:
+            say(f"resuming the checkpoint's {net_cfg.arch} network at {net_cfg.res} px, width {net_cfg.width}",
+                cfg.json_progress)
         if state.get("facesets") != _faceset_summary(data):
             say("warning: the facesets changed since the checkpoint; sampling will differ from an uninterrupted run",
                 cfg.json_progress)
     else:
         res = cfg.res if cfg.res is not None else faceset_resolution(data)
-        net_cfg = NetConfig(res=res, width=cfg.width, latent=cfg.latent, identities=names)
+        source = cfg.source or names[0]
+        if cfg.arch == "liae" and source not in names:
+            raise FaceGraftError(f"--source '{source}' is not one of the facesets' identities ({', '.join(names)})",
+                                 hint="pass the identity whose face goes onto the plates")
+        net_cfg = NetConfig(res=res, width=cfg.width, latent=cfg.latent, identities=names, arch=cfg.arch,
+                            source=source if cfg.arch == "liae" else "",
+                            expression=len(MEASURES) if cfg.expression > 0 else 0,
+                            condition=cfg.condition and cfg.expression > 0)
+        net_cfg.check(cfg.min_res)
+    res = net_cfg.res
+    check_resolution(data, res, cfg.json_progress)
+    for d in data.values():
+        for note in d.measure().notes:
+            say(f"note: {note}", cfg.json_progress)
+    data, held = split_validation(data, cfg.val)
+    for d in data.values():
+        d.balance(cfg.balance)
+    weights = LossWeights(ms_ssim=cfg.ms_ssim, features=cfg.features, expression=cfg.expression)
+    if cfg.expression > 0 and not net_cfg.expression:
+        say("note: the checkpoint's network has no expression head, so --expression is ignored", cfg.json_progress)
+
     torch.manual_seed(cfg.seed)
     net = CombNet(net_cfg, minimum_res=cfg.min_res).to(device)
     optimizer = make_optimizer(net, cfg.lr)
     g = torch.Generator().manual_seed(cfg.seed)
-    step = 0
+    step = saved = 0
     if state is not None:
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         _restore_rng(g, state["rng"])
-        step = int(state["step"])
-    parts = step_parts(net, optimizer, device, names, cfg.compile, LossWeights(ms_ssim=cfg.ms_ssim))
-    res = net_cfg.res
+        step = saved = int(state["step"])
+    parts = step_parts(net, optimizer, device, names, cfg.compile, weights, measure_stats(data))
     run.mkdir(parents=True, exist_ok=True)
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("resume", "json_progress")}
     settings["res"] = res  # as trained, also when the facesets chose it
-    (run / "train.json").write_text(json.dumps({"net": net_cfg.as_dict(), "train": settings,
-                                                "facesets": _faceset_summary(data)}, indent=1))
+    summary = _faceset_summary(data) + [{**f, "held_out": True} for f in _faceset_summary(held)]
+    (run / "train.json").write_text(json.dumps({"net": net_cfg.as_dict(), "train": settings, "facesets": summary,
+                                                "held_out": {n: len(d) for n, d in held.items()}}, indent=1))
     fixed = preview_batches(data, res)
+    held_batches = _held_out(held, res)
     writer = _tensorboard(run, cfg.tensorboard, cfg.json_progress)
 
     def save() -> None:
+        nonlocal saved
         save_checkpoint(run, {
             "step": step, "net": net_cfg.as_dict(), "train": settings, "facesets": _faceset_summary(data),
             "colorspace": colorspace, "ocio_config": config, "coverage": first.coverage, "template": first.template,
-            "model": net.state_dict(), "optimizer": optimizer.state_dict(), "rng": _rng_state(g),
+            "model": net.state_dict(), "optimizer": optimizer.state_dict(),
+            "rng": {**_rng_state(g), "feed": feeder.state()},
         })
+        saved = step
 
     def preview() -> None:
         path = write_preview(net, fixed, colorspace, config, run / "previews" / f"step_{step:07d}.png")
@@ -244,24 +418,42 @@ def train(cfg: TrainConfig) -> TrainResult:
         say(f"the run is already at step {step} (asked for {cfg.steps}); nothing to do", cfg.json_progress)
         return result
     net.train()
-    started, samples = time.perf_counter(), 0
+    started, samples, diverged = time.perf_counter(), 0, False
+    shown: dict[str, str] = {}
+    feeder = feeder_for(data, cfg.batch, res, device, cfg.seed, (state or {}).get("rng", {}).get("feed"))
     bar = Progress("train", cfg.steps - step, json_lines=cfg.json_progress, unit="step")
     try:
         while step < cfg.steps:
+            lr = learning_rate(cfg, step)
             for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
-            done = train_step(parts, lambda name: data[name].sample(g, cfg.batch, res), g)
+                group["lr"] = lr
+            try:
+                done = train_step(parts, feeder.draw, g)
+            except LossNotFinite as exc:
+                diverged = True
+                kept = f"the checkpoint of step {saved} in {run} is kept" if saved else "no checkpoint was written"
+                raise LossNotFinite(f"{exc.message} at step {step + 1}; training stopped, {kept}",
+                                     path=str(run), hint=exc.hint) from None
             step += 1
             samples += done.samples
             value = float(done.loss)
             result.losses.append(value)
             rate = samples / max(time.perf_counter() - started, 1e-9)
-            bar.update(1, step=step, loss=f"{value:.4f}", samples_per_s=f"{rate:.1f}")
+            if held_batches and (step % max(1, cfg.eval_every) == 0 or step == cfg.steps):
+                held_losses = validation_losses(net, held_batches, weights, device)
+                result.val_losses.append((step, held_losses))
+                shown = {f"val_{name}": f"{v:.4f}" for name, v in held_losses.items()}
+                if writer is not None:
+                    for name, v in held_losses.items():
+                        writer.add_scalar(f"val/{name}", v, step)
+            bar.update(1, step=step, loss=f"{value:.4f}", **shown, lr=f"{lr:.2g}", samples_per_s=f"{rate:.1f}")
             if writer is not None:
                 writer.add_scalar("loss/total", value, step)
+                writer.add_scalar("lr", lr, step)
                 for name, t in zip(names, done.terms):
-                    for key in ("l1", "ssim", "mask"):
-                        writer.add_scalar(f"loss/{name}/{key}", float(t[key]), step)
+                    for key in ("l1", "ssim", "mask", "expression"):
+                        if key in t:
+                            writer.add_scalar(f"loss/{name}/{key}", float(t[key]), step)
                 writer.add_scalar("samples_per_second", rate, step)
             if cfg.preview_every and step % cfg.preview_every == 0:
                 preview()
@@ -269,7 +461,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                 save()
     finally:
         bar.close()
-        if step > result.step:
+        feeder.close()
+        if step > result.step and not diverged:
             save()  # also when interrupted: never lose more than the current step
             preview()
         if writer is not None:

@@ -1,8 +1,14 @@
-"""Losses: masked L1 + SSIM on the face, extra weight on eyes and mouth, and a mask loss.
+"""Losses: masked L1 + SSIM on the face, extra weight on eyes and mouth, a mask loss, and the
+expression head's fit.
 
 Images are in the model's colour space (ACEScct by default, roughly 0..1.5), NCHW. Mattes are
 ``[N,1,H,W]`` in 0..1: the face matte limits the colour losses to the face, the eyes/mouth
-matte adds weight where viewers look first.
+matte (drawn from each face's own landmarks, so it follows the lids and lips) adds weight where
+viewers look first and where a few pixels decide whether an eye is shut or a mouth open.
+
+The expression loss fits the network's expression head (``network``) to each face's measured
+pose and expression (``data.MEASURES``, standardised over the training faces): the shared code
+has to say how open each eye and the mouth are, in the same way for every identity.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ class LossWeights:
     features: float = 3.0  # extra L1 weight inside the eyes and mouth mattes
     mask: float = 1.0
     ms_ssim: bool = False  # multi-scale SSIM (needs crops of 64 px or more)
+    expression: float = 0.0  # weight of the expression head's fit (needs a network with the head)
 
 
 def _gaussian_window(size: int, sigma: float, channels: int, like: torch.Tensor) -> torch.Tensor:
@@ -104,3 +111,12 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, matte: torch.Tensor | None = 
         w = matte.expand_as(err)
         mse = (err * w).flatten(1).sum(1) / w.flatten(1).sum(1).clamp_min(1e-6)
     return 10.0 * torch.log10(peak**2 / mse.clamp_min(1e-12))
+
+
+def expression_loss(predicted: torch.Tensor, measures: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Smooth-L1 between the head's output and the standardised measures ``[N, M]``; unknown (NaN) measures are skipped."""
+    target = (measures - mean) / std
+    known = torch.isfinite(target)
+    if not bool(known.any()):
+        return predicted.sum() * 0.0
+    return F.smooth_l1_loss(predicted.float()[known], target[known], beta=0.5)

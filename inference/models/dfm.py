@@ -6,7 +6,9 @@ masks: ``out_celeb_face_mask:0`` (the source face's learned mask) and/or ``out_f
 (the destination face's). AMP models also take ``morph_value:0`` (a scalar, 0..1).
 
 FaceGraft sees such a model through the contract: colour space ``sRGB Encoded Rec.709 (sRGB)``,
-coverage ``whole_face`` (DeepFaceLab's ``wf`` face type), resolution from the input shape.
+coverage ``whole_face`` (DeepFaceLab's ``wf`` face type) with DeepFaceLab's own whole-face crop
+template (``align.DFL_WHOLE_FACE``: the renderer crops such a model's faces exactly as
+DeepFaceLab cut its training faces), resolution from the input shape.
 ``pack`` and ``unpack`` convert NCHW RGB batches to and from the model's own layout. The mask
 is the product of the masks the model has (DeepFaceLab's ``learned-prd*learned-dst``).
 ``ADAPTER`` presents all of it to ``formats``.
@@ -21,6 +23,7 @@ import onnx
 from facegraft.inference.errors import ModelFileError
 from facegraft.inference.models.base import ModelAdapter, ModelInfo
 from facegraft.inference.models.onnx_graph import content_hash, dims, float_type, metadata, shape_text
+from facegraft.inference.track.align import DFL_WHOLE_FACE
 
 KIND = "dfm"
 INPUT = "in_face:0"
@@ -29,6 +32,7 @@ MASKS = ("out_celeb_face_mask:0", "out_face_mask:0")
 MORPH = "morph_value:0"
 COLORSPACE = "sRGB Encoded Rec.709 (sRGB)"
 COVERAGE = "whole_face"
+TEMPLATE = DFL_WHOLE_FACE
 DEFAULT_MORPH = 0.75
 
 
@@ -56,7 +60,7 @@ def info_from_proto(model: onnx.ModelProto, path: str = "") -> ModelInfo:
     meta = metadata(model)
     return ModelInfo(
         path=path, kind=KIND, format_version="dfm", resolution=int(shape[1]), coverage=COVERAGE,
-        template="deepfacelab-wf", colorspace=COLORSPACE, ocio_config=meta.get("facegraft.ocio_config", ""),
+        template=TEMPLATE, colorspace=COLORSPACE, ocio_config=meta.get("facegraft.ocio_config", ""),
         source=meta.get("facegraft.source", ""), target="", provenance={"format": "DeepFaceLab .dfm"},
         content_hash=content_hash(model), input_name=INPUT, output_names=(FACE, *masks), input_dtype=dtype,
         batch=shape[0], extra_inputs=extra,

@@ -12,6 +12,8 @@ Contract (format version 1):
 
 ``stamp`` writes the metadata (training's export calls it) and ``save`` the file; ``ADAPTER``
 checks and describes a loaded graph. Reading a file of any format goes through ``formats``.
+``stamp`` records the OCIO config as a stable name (``colour.resolve_config``: a built-in alias
+such as ``ocio://studio-config-latest`` becomes the versioned URI it means with this OCIO).
 """
 from __future__ import annotations
 
@@ -25,10 +27,10 @@ import onnx
 from facegraft.inference import __version__
 from facegraft.inference.atomic import atomic_write_bytes
 from facegraft.inference.errors import ModelFileError
-from facegraft.inference.io.colour import DEFAULT_CONFIG
+from facegraft.inference.io.colour import DEFAULT_CONFIG, resolve_config
 from facegraft.inference.models.base import ModelAdapter, ModelInfo
 from facegraft.inference.models.onnx_graph import content_hash, dims, float_type, metadata, shape_text
-from facegraft.inference.track.align import COVERAGES, TEMPLATE_NAME
+from facegraft.inference.track.align import COVERAGES, TEMPLATE_NAME, TEMPLATES
 
 KIND = "facegraft"
 FORMAT_VERSION = "1"
@@ -90,6 +92,10 @@ def stamp(
     """A copy of ``model`` carrying the FaceGraft metadata (other metadata kept)."""
     if coverage not in COVERAGES:
         raise ModelFileError(f"unknown coverage '{coverage}'", hint=f"use one of: {', '.join(sorted(COVERAGES))}")
+    template = template or TEMPLATE_NAME
+    if template not in TEMPLATES or coverage not in TEMPLATES[template].coverages:
+        raise ModelFileError(f"the crop template '{template}' with coverage '{coverage}' is not one FaceGraft renders",
+                             hint=f"templates: {', '.join(TEMPLATES)}")
     resolution = int(resolution)
     _check_io(model, resolution, None)
     out = onnx.ModelProto()
@@ -101,9 +107,9 @@ def stamp(
         "format_version": FORMAT_VERSION,
         "resolution": str(resolution),
         "coverage": coverage,
-        "template": template or TEMPLATE_NAME,
+        "template": template,
         "colorspace": colorspace,
-        "ocio_config": ocio_config,
+        "ocio_config": resolve_config(ocio_config),
         "identities": json.dumps({"source": source, "target": target}, sort_keys=True),
         "provenance": json.dumps(prov, sort_keys=True, default=str),
         "content_hash": content_hash(out),

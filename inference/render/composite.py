@@ -7,7 +7,8 @@ pixels of the region around it, and returns every layer of the output over that 
    the model mask x the face matte);
 2. ``warp_to_region``: swap and mask warped from the crop onto the region (``align.uncrop``);
 3. ``raw_matte`` and ``shape_matte``: model mask x FaceMesh face matte x crop footprint, then
-   eroded / feathered in plate pixels, minus the holdout, rounded to the output precision;
+   eroded / feathered in plate pixels, minus the occlusion (what passes in front of the face)
+   and the holdout, rounded to the output precision;
 4. ``blend_colour``: the colour the face carries under the matte (``blend``; multiband works in
    the model's log space);
 5. ``over``: the face premultiplied by the matte, over the plate.
@@ -60,8 +61,9 @@ class FaceLayers:
     matte: np.ndarray  # float32 blend matte (``swap.A``); 0 means "plate pixel"
     swap: Optional[np.ndarray] = None  # the face premultiplied by ``matte``, 0 off the matte (``swap.RGB``)
     face_matte: Optional[np.ndarray] = None  # model mask x face matte x footprint, before shaping (``matte.face``)
+    occlusion: Optional[np.ndarray] = None  # what passes in front of the face, as applied (``matte.occlusion``)
     alpha: Optional[np.ndarray] = None  # ``matte`` over the plate's alpha (when the plate has one)
-    stmap: Optional[tuple[np.ndarray, np.ndarray]] = None  # (s, t) into the crop (``stmap.R/G``)
+    stmap: Optional[tuple[np.ndarray, np.ndarray]] = None  # float32 (s, t) into the crop (``stmap.R/G``)
 
 
 def match_colour(swap: np.ndarray, crop: np.ndarray, mask: np.ndarray, place: Placement,
@@ -92,12 +94,15 @@ def raw_matte(mask: np.ndarray, footprint: np.ndarray, place: Placement, forehea
 
 
 def shape_matte(raw: np.ndarray, footprint: np.ndarray, erode: float, feather: float,
-                holdout: Optional[np.ndarray] = None, precision: type = np.float16) -> np.ndarray:
+                holdout: Optional[np.ndarray] = None, precision: type = np.float16,
+                occlusion: Optional[np.ndarray] = None) -> np.ndarray:
     """The blend matte: ``raw`` eroded and feathered (plate px) inside the footprint, times
-    ``1 - holdout``, rounded to ``precision`` first so "matte == 0" means "plate pixel" in the file."""
+    ``1 - occlusion`` and ``1 - holdout`` (their edges stay as sharp as they are), rounded to
+    ``precision`` first so "matte == 0" means "plate pixel" in the file."""
     matte = mattes.erode_feather(raw, erode, feather) * footprint
-    if holdout is not None:
-        matte *= 1.0 - holdout
+    for cut in (occlusion, holdout):
+        if cut is not None:
+            matte *= 1.0 - np.clip(cut, 0.0, 1.0)
     return np.clip(matte, 0.0, 1.0).astype(precision).astype(np.float32)
 
 
@@ -140,6 +145,7 @@ def composite(
     spaces: Spaces,
     *,
     holdout: Optional[np.ndarray] = None,
+    occlusion: Optional[np.ndarray] = None,
     background: Optional[np.ndarray] = None,
     plate_alpha: Optional[np.ndarray] = None,
     precision: type = np.float16,
@@ -151,6 +157,7 @@ def composite(
     ``plate``: the plate's RGB over the region ``[h, w, 3]`` (unsanitised, any float dtype);
     ``crop``, ``swap``: the model's input and output ``[R, R, 3]`` in model space; ``mask``: the
     model's mask ``[R, R]``; ``holdout``: ``[h, w]`` 0..1, pixels the swap must not touch;
+    ``occlusion``: ``[h, w]`` 0..1, what passes in front of the face (hands, the shot's occluders);
     ``background``: the pixels the beauty keeps where the matte is 0 (default ``plate``);
     ``plate_alpha``: the plate's A, to merge the matte over; ``precision`` / ``alpha_precision``:
     the stored types of the new pixels and of A; ``groups``: the FaceGraft layers to compute
@@ -161,7 +168,7 @@ def composite(
     swap_src = np.ascontiguousarray(swap) if log_blend else spaces.to_plate(swap)
     swap_roi, mask_roi, footprint = warp_to_region(swap_src, mask, place)
     raw = raw_matte(mask_roi, footprint, place, settings.forehead)
-    matte = shape_matte(raw, footprint, settings.erode, settings.feather, holdout, precision)
+    matte = shape_matte(raw, footprint, settings.erode, settings.feather, holdout, precision, occlusion)
     inside = matte > 0
 
     plate_clean = sanitize(plate)
@@ -175,7 +182,8 @@ def composite(
         out.swap = np.where(inside[..., None], premult, 0.0).astype(precision)
     if "matte" in groups:
         out.face_matte = raw.astype(precision)
+        out.occlusion = None if occlusion is None else np.clip(occlusion, 0.0, 1.0).astype(precision)
     if "stmap" in groups:
         s, t = align.stmap_planes(place.transform, place.resolution, place.coverage, place.shape, place.origin)
-        out.stmap = (s.astype(precision), t.astype(precision))
+        out.stmap = (s.astype(np.float32), t.astype(np.float32))  # stored as float32: an exact STMap
     return out

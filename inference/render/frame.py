@@ -2,16 +2,17 @@
 then composite and write (``finish``). The model call between them is batched across frames by
 the scheduler.
 
-``prepare`` reads the plate (and holdout), crops the tracked face (``align.crop``, the model's
-coverage and resolution), sanitises it and converts it to model space. ``compose`` lays out the
-output channels, composites the face over its region (``composite.composite``) and packs the
-layers in; ``finish`` writes the frame a strip of scanlines at a time.
+``prepare`` reads the plate (every part of a multi-part EXR; and the holdout), crops the tracked
+face (``align.crop``, the model's coverage and resolution), sanitises it and converts it to model
+space. ``compose`` lays out the output's parts (``output``), composites the face over its region
+(``composite.composite``) into the beauty part and puts the FaceGraft layers in parts of their own;
+``finish`` writes the frame, the beauty part a strip of scanlines at a time.
 """
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 import numpy as np
@@ -21,6 +22,7 @@ from facegraft.inference.io import colour, exr, layers
 from facegraft.inference.io.frames import FrameSource, Plate, SequenceSource
 from facegraft.inference.io.sequence import SequencePattern
 from facegraft.inference.models.face_model import FaceModel
+from facegraft.inference.models.occlusion import Occluders
 from facegraft.inference.render import output
 from facegraft.inference.render.composite import FaceLayers, Placement, Spaces, composite
 from facegraft.inference.render.report import Timings
@@ -37,6 +39,7 @@ class Job:
     plate: Optional[Plate] = None
     face: Optional[Face] = None
     holdout: Optional[np.ndarray] = None  # [H, W] over the plate's data window
+    occlusion: Optional[np.ndarray] = None  # [h, w] over roi: what stays in front of the swap
     roi: tuple[int, int, int, int] = (0, 0, 0, 0)  # y0, y1, x0, x1 in the plate array
     crop: Optional[np.ndarray] = None  # [3, R, R] model space, sanitised
     error: Optional[FaceGraftError] = None
@@ -57,10 +60,13 @@ class FrameRenderer:
         self.settings = settings
         self.timings = timings or Timings()
         cfg, plate_cs = settings.ocio_config, settings.plate_colorspace
-        self.spaces = Spaces(to_model=colour.converter(plate_cs, self.info.colorspace, cfg),
-                             to_plate=colour.converter(self.info.colorspace, plate_cs, cfg))
+        model_cfg = self.info.ocio_config or cfg  # the model's space is honoured in its own config
+        self.spaces = Spaces(to_model=colour.converter(plate_cs, self.info.colorspace, cfg, model_cfg),
+                             to_plate=colour.converter(self.info.colorspace, plate_cs, model_cfg, cfg))
         self.holdout = SequencePattern(settings.holdout) if settings.holdout else None
         self.margin = int(np.ceil(max(-settings.erode, 0.0) + settings.feather)) + 4
+        self.occluders = Occluders(settings.occlusion, track, self.info.coverage, os.path.basename(model.path),
+                                   device=model.device, plate_space=plate_cs, config=cfg)
 
     # -- read and crop -------------------------------------------------------------------------
     def prepare(self, frame: int) -> Job:
@@ -74,6 +80,7 @@ class FrameRenderer:
             self.timings.add("read", time.perf_counter() - start)
             start = time.perf_counter()
             self._crop(job)
+            self._occlusion(job)  # timed with the crop: both prepare the face's inputs
             self.timings.add("crop", time.perf_counter() - start)
         except FaceGraftError as exc:
             job.error = exc
@@ -86,7 +93,7 @@ class FrameRenderer:
         after = [f for f in frames if f > frame]
         for candidate in before + after:
             try:
-                return self.source.read(candidate)
+                return read_plate(self.source, candidate)
             except FaceGraftError:
                 continue
         return None
@@ -117,6 +124,9 @@ class FrameRenderer:
         if face is None:
             job.status = layers.NO_FACE
             return
+        # the face placed the way the model's crop template cuts it (its own geometry for a .dfm)
+        face = replace(face, transform=align.model_transform(self.info.template, face.transform, face.landmarks,
+                                                             self.info.resolution, self.info.coverage))
         y0, y1, x0, x1 = align.crop_region(face.transform, self.info.resolution, self.info.coverage,
                                            job.plate.origin, job.plate.shape, self.margin)
         if y1 - y0 < 2 or x1 - x0 < 2:
@@ -129,33 +139,57 @@ class FrameRenderer:
                           origin=job.plate.origin, interpolation="cubic")
         job.crop = np.ascontiguousarray(self.spaces.to_model(crop).transpose(2, 0, 1))
 
+    def _occlusion(self, job: Job) -> None:
+        """What stays in front of the swap over the face's region (``--occlusion``)."""
+        job.note["occlusion"] = self.occluders.label
+        face = self.track.face(job.frame, self.settings.face)  # the track's own transform, not the model's
+        if job.face is None or face is None or job.plate is None:
+            return
+        job.occlusion = self.occluders.matte(job.frame, job.plate.rgb, job.plate.origin, job.plate.display_window,
+                                             face.transform, job.roi, self.source.name)
+
     # -- composite and write -------------------------------------------------------------------
     def finish(self, job: Job, swap: Optional[np.ndarray] = None, mask: Optional[np.ndarray] = None) -> None:
         """Composite the model's ``swap`` ``[3, R, R]`` and ``mask`` ``[1, R, R]`` (none for a frame
         without a face, or held) and write the frame."""
         start = time.perf_counter()
-        frame_out = self.compose(job, swap, mask)
+        parts = self.compose(job, swap, mask)
         self.timings.add("paste", time.perf_counter() - start)
         start = time.perf_counter()
-        exr.write_image_rows(self.out.path(job.frame), frame_out.spec, frame_out.rows, job.frame)
+        exr.write_parts(self.out.path(job.frame), parts, job.frame)
         self.timings.add("write", time.perf_counter() - start)
 
-    def compose(self, job: Job, swap: Optional[np.ndarray], mask: Optional[np.ndarray]) -> output.FrameOutput:
-        """One output frame: its header, and its pixels as a recipe (plate channels, constants,
-        the holdout) plus the new pixels over the face's region."""
+    def compose(self, job: Job, swap: Optional[np.ndarray], mask: Optional[np.ndarray]) -> list[exr.Part]:
+        """One output frame's parts (``output``): the plate's, in order, the beauty part (the one
+        holding the RGB) as a recipe of plate channels and constants plus the new pixels over the
+        face's region, then a part per FaceGraft layer over that region."""
         plate = job.plate
         assert plate is not None
-        stored, plate_channels, like = stored_pixels(plate)
+        parts, index = plate_parts(plate)
+        rgb = parts[index]
+        stored = rgb.pixels
         dtype = stored.dtype  # the buffers' (float32 for a plate of mixed precision)
-        lay = output.layout(plate_channels, exr.channel_dtypes(like), self.settings.groups, job.holdout)
-        out = output.FrameOutput(lay.runs, stored, len(lay.names), dtype)
+        lay = output.layout(rgb.channels, exr.channel_dtypes(rgb.spec))
+        beauty = output.FrameOutput(lay.runs, stored, len(lay.names), dtype)
+        face: Optional[FaceLayers] = None
         if job.face is not None and job.crop is not None and swap is not None and mask is not None:
-            block = out.region(job.roi)
-            output.pack(block, lay.index, self._composite(job, swap, mask, block, lay))
-            out.roi, out.block = job.roi, block
+            block = beauty.region(job.roi)
+            face = self._composite(job, swap, mask, block, lay)
+            output.pack(block, lay.index, face)
+            beauty.roi, beauty.block = job.roi, block
         attrs = layers.attributes(self.info.content_hash, os.path.basename(self.model.path),
-                                  self.settings.params(), job.status, **job.note)
-        out.spec = output.header(like, lay, dtype.type, attrs, self.settings.compression)
+                                  self.settings.params(), job.status, device=self.model.device,
+                                  device_fallback=self.model.fallback, **job.note)
+        out: list[exr.Part] = []
+        for i, image in enumerate(parts):
+            if i == index:
+                spec = output.header(rgb.spec, lay, dtype.type, attrs, self.settings.compression)
+                out.append(exr.Part(spec, rows=beauty.rows))
+            elif image.part_name not in layers.PARTS.values():  # a render used as a plate: new layers replace its own
+                out.append(exr.Part(output.passthrough_header(image.spec, attrs), pixels=image.pixels))
+        out += output.layers_parts(rgb.spec, self.settings.groups, lay.new_format, attrs, face, job.roi, job.holdout)
+        put_occlusion(out, face)
+        output.name_parts([p.spec for p in out])
         return out
 
     def _composite(self, job: Job, swap: np.ndarray, mask: np.ndarray, block: np.ndarray,
@@ -170,37 +204,40 @@ class FrameRenderer:
         return composite(
             plate.rgb[y0:y1, x0:x1], crop.transpose(1, 2, 0), swap.transpose(1, 2, 0), mask[0], place,
             self.settings, self.spaces,
-            holdout=None if job.holdout is None else job.holdout[y0:y1, x0:x1],
+            holdout=None if job.holdout is None else job.holdout[y0:y1, x0:x1], occlusion=job.occlusion,
             background=block[..., index["R"]:index["B"] + 1],
             plate_alpha=block[..., index["A"]] if lay.has_alpha else None,
             precision=lay.new_format, alpha_precision=lay.alpha_format, groups=self.settings.groups,
         )
 
 
+def put_occlusion(parts: list[exr.Part], face: Optional[FaceLayers]) -> None:
+    """The face's ``matte.occlusion`` into the layer part that has the channel (over the face's region)."""
+    if face is None or face.occlusion is None:
+        return
+    for part in parts:
+        names = list(part.spec.channelnames)
+        if "matte.occlusion" in names and part.pixels is not None and part.pixels.shape[:2] == face.occlusion.shape:
+            part.pixels[..., names.index("matte.occlusion")] = face.occlusion
+
+
 def read_plate(source: FrameSource, frame: int) -> Plate:
-    """``source.read(frame)``, but an EXR plate taken as it is stored keeps ``Plate.rgb`` a view of
-    the stored pixels (half stays half) instead of a float32 copy of the whole frame. Everything
-    the renderer takes from ``rgb`` goes through ``colour.sanitize`` (float32, exact for half), so
-    the crops and pixels are the same either way."""
-    if not isinstance(source, SequenceSource) or source.converts:
-        return source.read(frame)
-    image = exr.read_image(source.path(frame), frame)
-    try:
-        first = [image.index(c) for c in ("R", "G", "B")]
-    except FaceGraftError as exc:
-        raise BadFrameError(exc.message, path=image.path, frame=frame,
-                            hint="FaceGraft needs R, G and B channels in the plate") from None
-    pixels = image.pixels
-    consecutive = first == list(range(first[0], first[0] + 3))
-    rgb = pixels[..., first[0]:first[0] + 3] if consecutive else pixels[..., first]
-    spec = image.spec
-    return Plate(frame, rgb, (spec.x - spec.full_x, spec.y - spec.full_y), image.display_window, image)
+    """The plate of ``frame`` for a render: every part of an EXR sequence frame, ``Plate.rgb`` a view
+    of the RGB part's stored pixels (``SequenceSource.read_parts``); what ``source.read`` gives for
+    any other source. Everything the renderer takes from ``rgb`` goes through ``colour.sanitize``
+    (float32, exact for half), so the crops and pixels are the same either way."""
+    if isinstance(source, SequenceSource):
+        return source.read_parts(frame)
+    return source.read(frame)
 
 
-def stored_pixels(plate: Plate) -> tuple[np.ndarray, list[str], Any]:
-    """The plate's stored pixels, channel names and header (a float header for non-EXR sources)."""
+def plate_parts(plate: Plate) -> tuple[list[exr.Image], int]:
+    """The plate's parts as stored and the index of the one holding the RGB (a single float32 part
+    for a source that is not an EXR sequence)."""
+    if plate.parts:
+        return plate.parts, plate.part
     if plate.image is not None:
-        return plate.image.pixels, plate.image.channels, plate.image.spec
+        return [plate.image], 0
     h, w = plate.shape
     spec = exr.new_spec(w, h, ["R", "G", "B"], np.float32)
-    return np.asarray(plate.rgb, np.float32), ["R", "G", "B"], spec
+    return [exr.Image(np.asarray(plate.rgb, np.float32), spec)], 0

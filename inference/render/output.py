@@ -1,9 +1,19 @@
-"""An output frame: its channel layout and header, a face's layers packed into its channels, and
-its pixels built a strip of scanlines at a time.
+"""An output frame: its parts and their headers, a face's layers packed into them, and the beauty
+part's pixels built a strip of scanlines at a time.
 
-Off the face's region every pixel comes straight from the plate's stored array (or is a
-constant, or the holdout), so the only full-frame work is one copy per strip into a reused
-buffer, and the encoder takes each strip as soon as it is built (``exr.write_image_rows``).
+The output has the plate's parts, in the plate's order, then the FaceGraft layers' parts
+(``docs/layers.md``):
+
+* the part holding the plate's RGB (the **beauty** part): the plate's channels (``A`` added when
+  it has none), data window, compression and header. Off the face's region every pixel comes
+  straight from the plate's stored array (or is a constant), so the only full-frame work is one
+  copy per strip into a reused buffer, and the encoder takes each strip as soon as it is built
+  (``exr.write_parts``);
+* every other plate part (depth, motion, ...) as it was read;
+* a part per FaceGraft layer (``facegraft_swap``, ``facegraft_matte``, ``facegraft_stmap``)
+  over the face's region only, ZIP-compressed (lossless); ``stmap.*`` in float32, the others in
+  the precision of the beauty's new pixels. One precision per part keeps OpenImageIO on its fast
+  path (a part of mixed precision is converted channel by channel, at twice the cost).
 """
 from __future__ import annotations
 
@@ -12,17 +22,20 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
+import OpenImageIO as oiio
 
 from facegraft.inference.io import exr, layers
 from facegraft.inference.render.composite import FaceLayers
 
-Run = tuple[int, int, str, Any]  # first output channel, count, kind (copy/const/plane), source
+Run = tuple[int, int, str, Any]  # first output channel, count, kind (copy/const), source
+LAYERS_COMPRESSION = "zip"  # lossless, and fast on a small window
+STMAP_FORMAT: type = np.float32  # an exact STMap costs little on the face's window
 _strips = threading.local()
 
 
 @dataclass
 class Layout:
-    """The output's channels: names, stored types, and where each one's pixels come from."""
+    """The beauty part's channels: names, stored types, and where each one's pixels come from."""
 
     names: list[str]
     formats: list[type]  # per channel: a plate channel keeps its stored precision
@@ -36,23 +49,17 @@ class Layout:
         self.index = {name: i for i, name in enumerate(self.names)}
 
 
-def layout(plate_channels: Sequence[str], stored_formats: Sequence[type], groups: Sequence[str],
-           holdout: Optional[np.ndarray] = None) -> Layout:
-    """The layout for a plate with ``plate_channels`` stored as ``stored_formats``, writing the
-    FaceGraft layers of ``groups``; off the face they are 0 (``matte.holdout``: ``holdout``)."""
+def layout(plate_channels: Sequence[str], stored_formats: Sequence[type]) -> Layout:
+    """The beauty part's layout for a plate part with ``plate_channels`` stored as ``stored_formats``."""
     plate_channels = list(plate_channels)
     rgb_half = all(stored_formats[plate_channels.index(c)] == np.float16 for c in ("R", "G", "B"))
     new_format: type = np.float16 if rgb_half else np.float32
-    names = layers.channels(plate_channels, groups)
+    names = layers.beauty_channels(plate_channels)
     has_alpha = "A" in plate_channels
     sources: list[tuple[str, Any]] = []
     formats: list[type] = []
     for name in names:
-        if name in layers.FACEGRAFT:
-            held = name == "matte.holdout" and holdout is not None
-            sources.append(("plane", holdout) if held else ("const", 0.0))
-            formats.append(new_format)
-        elif name == "A" and not has_alpha:
+        if name == "A" and not has_alpha:
             sources.append(("const", 1.0))
             formats.append(new_format)
         else:
@@ -78,41 +85,125 @@ def _runs(sources: list[tuple[str, Any]]) -> list[Run]:
     return runs
 
 
-def header(like: Any, lay: Layout, dtype: type, attrs: Mapping[str, object], compression: Optional[str]) -> Any:
-    """The output header: the plate's (``like``) with the layout's channels and ``attrs``."""
-    spec = exr.make_spec(like, lay.names, dtype, dict(attrs), compression, formats=lay.formats)
+def _stable(spec: Any, like: Any) -> Any:
     if like.getattribute("DateTime") is None:
         spec.attribute("DateTime", "")  # else OpenImageIO stamps the time of writing: bytes would vary
     return spec
 
 
+def header(like: Any, lay: Layout, dtype: type, attrs: Mapping[str, object], compression: Optional[str]) -> Any:
+    """The beauty part's header: the plate part's (``like``) with the layout's channels and ``attrs``."""
+    return _stable(exr.make_spec(like, lay.names, dtype, dict(attrs), compression, formats=lay.formats), like)
+
+
+def passthrough_header(like: Any, attrs: Mapping[str, object]) -> Any:
+    """A plate part written back as it was read: its own header (channels, formats, windows,
+    compression, name, view) plus ``attrs``."""
+    spec = oiio.ImageSpec(like)
+    for key in ("oiio:ColorSpace", "oiio:BitsPerSample"):
+        spec.erase_attribute(key)
+    exr.set_attributes(spec, attrs)
+    return _stable(spec, like)
+
+
+def layer_parts(groups: Sequence[str], new_format: type) -> list[tuple[str, list[str], type]]:
+    """``(part name, channels, stored type)`` of each FaceGraft layer of ``groups``: ``stmap`` in
+    float32, the others in the beauty's new pixels' type."""
+    return [(layers.PARTS[group], list(layers.GROUPS[group]), STMAP_FORMAT if group == "stmap" else new_format)
+            for group in layers.GROUPS if group in groups]
+
+
+def layers_header(like: Any, name: str, channels: Sequence[str], dtype: type,
+                  window: tuple[int, int, int, int], attrs: Mapping[str, object]) -> Any:
+    """A FaceGraft layer part's header: the beauty part's display window and metadata (``like``),
+    the data window ``(x, y, width, height)``, scanlines, ZIP."""
+    spec = exr.make_spec(like, list(channels), dtype, dict(attrs), LAYERS_COMPRESSION)
+    spec.x, spec.y, spec.width, spec.height = window
+    spec.tile_width = spec.tile_height = 0
+    spec.attribute("oiio:subimagename", name)
+    spec.erase_attribute("view")
+    return _stable(spec, like)
+
+
+def layers_window(like: Any, roi: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """The FaceGraft layer parts' data window: the face's region ``roi`` (``y0, y1, x0, x1`` in the
+    beauty part's array), or one pixel at the beauty's data window origin when it is empty."""
+    y0, y1, x0, x1 = roi
+    if y1 <= y0 or x1 <= x0:
+        return (like.x, like.y, 1, 1)
+    return (like.x + x0, like.y + y0, x1 - x0, y1 - y0)
+
+
+def layer_pixels(channels: Sequence[str], dtype: type, shape: tuple[int, int],
+                 face: Optional[FaceLayers] = None, holdout: Optional[np.ndarray] = None) -> np.ndarray:
+    """A FaceGraft layer part's pixels ``[h, w, len(channels)]`` over the face's region: ``face``'s
+    layers (0 where it has none, or without a face) and ``holdout`` in ``matte.holdout``."""
+    out: np.ndarray = np.zeros((*shape, len(channels)), dtype)
+    index = {name: i for i, name in enumerate(channels)}
+    if "matte.holdout" in index and holdout is not None:
+        out[..., index["matte.holdout"]] = holdout
+    if face is None:
+        return out
+    if "swap.R" in index and face.swap is not None:
+        out[..., index["swap.R"]:index["swap.B"] + 1] = face.swap
+        out[..., index["swap.A"]] = face.matte
+    if "matte.face" in index and face.face_matte is not None:
+        out[..., index["matte.face"]] = face.face_matte
+    if "stmap.R" in index and face.stmap is not None:
+        out[..., index["stmap.R"]] = face.stmap[0]
+        out[..., index["stmap.G"]] = face.stmap[1]
+    return out
+
+
+def name_parts(specs: Sequence[Any]) -> None:
+    """Give every part of a multi-part output a distinct name (OpenEXR requires one): a plate part
+    without a name (a single-part plate's) is called ``rgba``, Nuke's name for its main part."""
+    if len(specs) < 2:
+        return
+    taken = {exr.part_name(s) for s in specs}
+    for spec in specs:
+        if not exr.part_name(spec):
+            name, n = layers.PLATE_PART, 1
+            while name in taken:
+                name, n = f"{layers.PLATE_PART}{n}", n + 1
+            spec.attribute("oiio:subimagename", name)
+            taken.add(name)
+
+
+def layers_parts(like: Any, groups: Sequence[str], new_format: type, attrs: Mapping[str, object],
+                 face: Optional[FaceLayers] = None, roi: tuple[int, int, int, int] = (0, 0, 0, 0),
+                 holdout: Optional[np.ndarray] = None) -> list[exr.Part]:
+    """The FaceGraft layer parts of ``groups`` for a frame whose beauty part's header is ``like``:
+    ``face``'s layers over its region ``roi`` (``y0, y1, x0, x1`` in the beauty's array) and the
+    ``holdout`` there (``[H, W]`` over the beauty); one pixel of 0 without a face."""
+    roi = roi if face is not None else (0, 0, 0, 0)
+    window = layers_window(like, roi)
+    y0, y1, x0, x1 = roi
+    held = None if holdout is None or face is None else holdout[y0:y1, x0:x1]
+    parts = []
+    for name, channels, dtype in layer_parts(groups, new_format):
+        pixels = layer_pixels(channels, dtype, (window[3], window[2]), face, held)
+        parts.append(exr.Part(layers_header(like, name, channels, dtype, window, attrs), pixels=pixels))
+    return parts
+
+
 def pack(block: np.ndarray, index: Mapping[str, int], face: FaceLayers) -> None:
-    """Write a face's layers into ``block`` (every output channel over the face's region, already
-    holding what the frame has there off the face); layers not in ``index``, or not computed, are
-    left as they are."""
+    """Write a face's beauty (``R, G, B`` and ``A``) into ``block`` (every beauty channel over the
+    face's region, already holding what the frame has there off the face)."""
     block[..., index["R"]:index["B"] + 1] = face.rgb
     if face.alpha is not None:
         block[..., index["A"]] = face.alpha
-    if "swap.R" in index and face.swap is not None:
-        block[..., index["swap.R"]:index["swap.B"] + 1] = face.swap
-        block[..., index["swap.A"]] = face.matte
-    if "matte.face" in index and face.face_matte is not None:
-        block[..., index["matte.face"]] = face.face_matte
-    if "stmap.R" in index and face.stmap is not None:
-        block[..., index["stmap.R"]] = face.stmap[0]
-        block[..., index["stmap.G"]] = face.stmap[1]
 
 
 class FrameOutput:
-    """An output frame's pixels as a recipe (plate channels, constants, the holdout) plus the new
-    pixels over the face's region; ``rows`` builds any strip of scanlines."""
+    """The beauty part's pixels as a recipe (plate channels, constants) plus the new pixels over
+    the face's region; ``rows`` builds any strip of scanlines."""
 
     def __init__(self, runs: list[Run], stored: np.ndarray, nchannels: int, dtype: np.dtype) -> None:
         self.runs = runs
         self.stored = stored
         self.nchannels = nchannels
         self.dtype = dtype
-        self.spec: Any = None
         self.roi: tuple[int, int, int, int] = (0, 0, 0, 0)
         self.block: Optional[np.ndarray] = None  # all channels over roi
 
@@ -121,10 +212,8 @@ class FrameOutput:
         for first, count, kind, source in self.runs:
             if kind == "copy":
                 out[..., first:first + count] = self.stored[y0:y1, x0:x1, source:source + count]
-            elif kind == "const":
-                out[..., first:first + count] = source
             else:
-                out[..., first] = source[y0:y1, x0:x1]
+                out[..., first:first + count] = source
 
     def region(self, roi: tuple[int, int, int, int]) -> np.ndarray:
         """A new array of every channel over ``roi`` (``y0, y1, x0, x1``), filled off the face."""

@@ -13,25 +13,29 @@ The parts, one module each:
 * ``output``: the output's channel layout and header, packing, the strip-wise rows;
 * ``scheduler``: the pipeline (read / model / write stages, batch slots, error policy, progress,
   resume);
+* ``stamp``: what "done" means for a frame on disk (its stamp matches this render's);
 * ``report``: what a render did (``RenderReport``, ``Timings``, ``report_json``).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
-from typing import Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from facegraft.inference.errors import FaceGraftError
 from facegraft.inference.io.frames import FrameSource, SequenceSource
+from facegraft.inference.io.sequence import SequencePattern
 from facegraft.inference.models.face_model import FaceModel
 from facegraft.inference.progress import Progress
 from facegraft.inference.render.frame import FrameRenderer
 from facegraft.inference.render.report import RenderReport, Timings, report_json
 from facegraft.inference.render.scheduler import Scheduler, check_on_error, remove_stale_temps
 from facegraft.inference.render.settings import RenderSettings
+from facegraft.inference.render.stamp import RenderStamp
 from facegraft.inference.track.trackfile import ShotTrack
 
-__all__ = ["FrameRenderer", "RenderReport", "RenderSettings", "Timings", "remove_stale_temps", "render_shot",
-           "report_json"]
+__all__ = ["FrameRenderer", "RenderReport", "RenderSettings", "Timings", "remove_stale_temps", "render_settings",
+           "render_shot", "render_stamp", "report_json"]
 
 
 def render_shot(
@@ -52,9 +56,13 @@ def render_shot(
 ) -> RenderReport:
     """Render ``frames`` (default: all of ``source``) to ``out``; see the module docstring.
 
-    Frames already complete in ``out`` are kept unless ``overwrite``; ``on_error`` is ``fail``,
-    ``skip`` or ``hold``; ``readers`` / ``writers`` threads decode and encode."""
+    Frames in ``out`` that are complete and stamped as this render would stamp them are kept
+    unless ``overwrite``; the others are rendered again (``report.stale`` says why);
+    ``on_error`` is ``fail``, ``skip`` or ``hold``; ``readers`` / ``writers`` threads decode and
+    encode."""
     check_on_error(on_error)
+    settings = _with_source_part(settings, source)
+    settings = dataclasses.replace(settings, precision=getattr(model, "precision", settings.precision))  # as run
     report = RenderReport()
     wanted = list(frames if frames is not None else source.frames)
     track.require_frames(wanted, track_path)
@@ -62,8 +70,21 @@ def render_shot(
     if wanted and _same_file(renderer.out.path(wanted[0]), source, wanted[0]):
         raise FaceGraftError("--out is the plate itself", path=out, hint="write the render to its own folder")
     scheduler = Scheduler(renderer, model, report, on_error=on_error, readers=readers, writers=writers,
-                          progress=progress)
+                          progress=progress, stamp=render_stamp(model.info.content_hash, settings, source, track))
     return scheduler.run(scheduler.resume(renderer.out, wanted, overwrite, log))
+
+
+def _with_source_part(settings: RenderSettings, source: FrameSource) -> RenderSettings:
+    """``settings`` naming the plate part ``source`` reads (what the stamp records); a source
+    reading another part than ``settings.plate_part`` asks for is refused."""
+    part = str(getattr(source, "part", None) or "")
+    if part == settings.plate_part:
+        return settings
+    if settings.plate_part:
+        raise FaceGraftError(f"the plate source reads part '{part or 'the first with R, G, B'}', the render "
+                             f"settings name part '{settings.plate_part}'", path=getattr(source, "name", None),
+                             hint="open the plate with part=settings.plate_part")
+    return dataclasses.replace(settings, plate_part=part)
 
 
 def _same_file(out_path: str, source: FrameSource, frame: int) -> bool:
@@ -73,3 +94,22 @@ def _same_file(out_path: str, source: FrameSource, frame: int) -> bool:
     if not plate_path:
         return False
     return os.path.realpath(out_path) == os.path.realpath(plate_path)
+
+
+def render_stamp(model_hash: str, settings: RenderSettings, source: FrameSource, track: ShotTrack) -> RenderStamp:
+    """The stamp of a render of ``source`` with a model of ``model_hash`` and ``settings``."""
+    holdout = SequencePattern(settings.holdout).path if settings.holdout else None
+    return RenderStamp(model_hash, settings, source, track, holdout_path=holdout)
+
+
+# RenderSettings fields a command line (or a farm shot's options) sets; ``face`` is not among them:
+# a shot's ``face`` option picks the track's target, ``facegraft render --face`` a track id.
+_SETTING_FIELDS = tuple(f.name for f in dataclasses.fields(RenderSettings) if f.name not in ("face", "forehead"))
+
+
+def render_settings(options: Mapping[str, Any], face: Optional[int] = None) -> RenderSettings:
+    """The RenderSettings of ``facegraft render`` given ``options`` (parsed flags, or a shot's
+    options; None or absent: the default): one construction for the command and for
+    ``facegraft batch``, which must agree on what a frame's stamp is."""
+    given = {name: options[name] for name in _SETTING_FIELDS if options.get(name) is not None}
+    return RenderSettings(face=face, **given)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from facegraft.inference.io.sequence import format_frames
+from facegraft.inference.render.stamp import summarise
 
 STAGES = ("read", "crop", "model", "paste", "write", "wall")
 
@@ -36,7 +37,8 @@ class RenderReport:
     no_face: list[int] = field(default_factory=list)
     held: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)  # failed frames with --on-error skip (no file written)
-    existing: list[int] = field(default_factory=list)  # already complete, not rendered again
+    existing: list[int] = field(default_factory=list)  # already complete and up to date, not rendered again
+    stale: dict[int, str] = field(default_factory=dict)  # on disk but out of date: rendered again (frame -> reason)
     errors: dict[int, str] = field(default_factory=dict)
     timings: Timings = field(default_factory=Timings)
 
@@ -50,6 +52,9 @@ def report_json(report: RenderReport) -> dict[str, Any]:
     return {
         "rendered": format_frames(report.rendered), "no_face": format_frames(report.no_face),
         "held": format_frames(report.held), "skipped": format_frames(report.skipped),
-        "existing": format_frames(report.existing), "timings": report.timings.as_dict(),
+        "existing": format_frames(report.existing),
+        "rerendered": format_frames(report.stale), "rerendered_count": len(report.stale),
+        "rerendered_why": {reason: format_frames(frames) for reason, frames in summarise(report.stale).items()},
+        "timings": report.timings.as_dict(),
         "errors": {str(k): v for k, v in sorted(report.errors.items())},
     }

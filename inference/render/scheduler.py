@@ -12,14 +12,20 @@ stages hide behind the slowest one.
 * Errors (``on_error``), for a frame that cannot be read or cropped: ``fail`` stops the render
   (writes not yet started are dropped; a re-run resumes); ``skip`` writes nothing for the frame;
   ``hold`` writes the plate as it is (or the nearest readable frame), marked ``held``, after the
-  frames before it. Write errors (disk full) always stop the render.
+  frames before it. Write errors always stop the render; one the storage caused (disk full,
+  quota, I/O error) is a ``StorageError``, whose exit code says a retry may succeed.
 * Progress: one update per frame: written frames in frame order as their writes complete, a
   skipped frame when it fails; frames already on disk count as done in one update.
-* Resume (``resume``): complete frames on disk are kept and counted as done; temporary files a
-  killed render left are removed.
+* Resume (``resume``): a frame on disk is kept and counted as done only when it is complete and
+  its stamp (``stamp.RenderStamp``: format, model, settings, track, plate and holdout) matches
+  this render; the others are rendered again, with the reason in ``report.stale``. Temporary
+  files a killed render left are removed. Each frame written carries its stamp (computed on the
+  reader thread, before the plate is read).
 """
 from __future__ import annotations
 
+import errno
+import os
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,13 +34,18 @@ from typing import Any, Callable, Optional, Protocol
 import numpy as np
 
 from facegraft.inference import atomic
-from facegraft.inference.errors import FaceGraftError
+from facegraft.inference.errors import FaceGraftError, StorageError
 from facegraft.inference.io import exr, layers
 from facegraft.inference.io.frames import Plate
 from facegraft.inference.io.sequence import SequencePattern, format_frames
+from facegraft.inference.render import stamp as stamps
 from facegraft.inference.render.frame import Job
 from facegraft.inference.render.report import RenderReport
 from facegraft.inference.render.settings import ON_ERROR
+
+# OS errors of the storage rather than of the job: a retry (later, or on another node) may succeed.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ESTALE, errno.ETIMEDOUT})
+_STORAGE_TEXTS = ("disk is full", *(os.strerror(e).lower() for e in STORAGE_ERRNOS))
 
 
 class Stages(Protocol):
@@ -118,7 +129,8 @@ class Scheduler:
     one ``run`` per scheduler."""
 
     def __init__(self, stages: Stages, model: BatchModel, report: RenderReport, *, on_error: str = "fail",
-                 readers: int = 2, writers: int = 2, progress: Optional[ProgressSink] = None) -> None:
+                 readers: int = 2, writers: int = 2, progress: Optional[ProgressSink] = None,
+                 stamp: Optional[stamps.FrameStamp] = None) -> None:
         check_on_error(on_error)
         self.stages = stages
         self.model = model
@@ -127,6 +139,8 @@ class Scheduler:
         self.readers = max(1, readers)
         self.writers = max(1, writers)
         self.progress = progress
+        self.stamp = stamp
+        self._out: Optional[SequencePattern] = None
         self.batch = SlotBatch(model.batch)
         self.read_ahead = model.batch + self.readers * 2
         self.write_ahead = self.writers * 2
@@ -139,23 +153,29 @@ class Scheduler:
 
     def resume(self, out: SequencePattern, frames: list[int], overwrite: bool = False,
                log: Callable[[str], None] = lambda message: None) -> list[int]:
-        """The frames of ``frames`` still to render: complete files in ``out`` are kept (listed in
-        ``report.existing`` and counted as done) unless ``overwrite``; stale temporaries go."""
-        if overwrite:
-            todo = list(frames)
-        else:
-            self.report.existing = [f for f in frames if exr.is_complete(out.path(f))]
-            done = set(self.report.existing)
-            todo = [f for f in frames if f not in done]
+        """The frames of ``frames`` still to render. Unless ``overwrite``, a frame on disk that is
+        complete and stamped as this render would stamp it is kept (``report.existing``, counted
+        as done); one that is not is rendered again (``report.stale``: frame -> reason). Without
+        a stamp, a complete file counts as done. Stale temporaries go."""
+        self._out = out
+        if not overwrite:
+            stamp = self.stamp if self.stamp is not None else _Complete()
+            done, self.report.stale = stamps.stale_frames(stamp, out.path, frames, workers=self.readers)
+            self.report.existing = done
+        kept = set(self.report.existing)
+        todo = [f for f in frames if f not in kept]
         removed = remove_stale_temps(out, todo)
         if removed:
             log(f"removed {removed} temporary file(s) left by an interrupted render")
         existing = self.report.existing
         if existing:
-            log(f"{len(existing)} frame(s) already rendered, kept: {format_frames(existing)} "
+            log(f"{len(existing)} frame(s) already rendered and up to date, kept: {format_frames(existing)} "
                 "(--overwrite renders them again)")
             if self.progress is not None:
                 self.progress.update(len(existing))
+        if self.report.stale:
+            log(f"{len(self.report.stale)} frame(s) on disk are out of date and are rendered again: "
+                + stamps.describe(self.report.stale))
         return todo
 
     def run(self, frames: list[int]) -> RenderReport:
@@ -194,7 +214,15 @@ class Scheduler:
     def _read(self) -> None:
         """Keep ``read_ahead`` frames being read and cropped."""
         while self._queue and len(self._reads) < self.read_ahead:
-            self._reads.append(self._read_pool.submit(self.stages.prepare, self._queue.popleft()))
+            self._reads.append(self._read_pool.submit(self._prepare, self._queue.popleft()))
+
+    def _prepare(self, frame: int) -> Job:
+        """The frame's stamp first (so a plate replaced while it is read stamps as changed), then
+        ``prepare``."""
+        attrs = self.stamp.frame_attributes(frame) if self.stamp is not None else {}
+        job = self.stages.prepare(frame)
+        job.note.update(attrs)
+        return job
 
     # -- model stage ---------------------------------------------------------------------------
     def _model(self) -> None:
@@ -221,7 +249,13 @@ class Scheduler:
         """Wait for the oldest writes until at most ``limit`` are pending; report each frame."""
         while len(self._writes) > limit:
             frame, status, future = self._writes.popleft()
-            future.result()  # write errors (disk full, permissions) stop the render
+            try:
+                future.result()  # write errors (disk full, permissions) stop the render
+            except FaceGraftError as exc:
+                converted = storage_error(exc, frame)
+                if converted is exc:
+                    raise
+                raise converted from exc
             {layers.RENDERED: self.report.rendered, layers.NO_FACE: self.report.no_face,
              layers.HELD: self.report.held}[status].append(frame)
             if self.progress is not None:
@@ -243,14 +277,60 @@ class Scheduler:
         if self.on_error == "hold":
             held = job.plate if job.plate is not None else self.stages.fallback(job.frame)
         if held is None:  # skip, or no readable plate frame to hold: nothing is written
+            self._drop_stale(job.frame)
             self.report.skipped.append(job.frame)
             if self.progress is not None:
                 self.progress.update(1, frame=job.frame, status="skipped")
             return
-        note: dict[str, Any] = {"hold_reason": error.message}
+        note: dict[str, Any] = {**job.note, "hold_reason": error.message}  # the frame's stamp, and why
         if job.plate is None:
             note["held_from"] = held.frame
         self._write(Job(job.frame, plate=held, status=layers.HELD, note=note))
+
+    def _drop_stale(self, frame: int) -> None:
+        """A frame left unwritten must not keep an out-of-date render from before: remove it."""
+        if frame not in self.report.stale or self._out is None:
+            return
+        try:
+            os.remove(self._out.path(frame))
+        except FileNotFoundError:
+            pass
+        if self.progress is not None:
+            self.progress.warn(f"frame {frame}: its earlier render ({self.report.stale[frame]}) was removed",
+                               frame=frame, file=self._out.path(frame))
+
+
+def storage_error(error: FaceGraftError, frame: int) -> FaceGraftError:
+    """``error`` as a ``StorageError`` when the storage caused it: an OS error in ``STORAGE_ERRNOS``
+    behind it, or a write failure whose message is one (OpenImageIO reports the system's text,
+    e.g. "No space left on device"); else ``error`` itself."""
+    if isinstance(error, StorageError):
+        return error
+    cause: Optional[BaseException] = error
+    seen: set[int] = set()
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, OSError) and cause.errno in STORAGE_ERRNOS:
+            break
+        seen.add(id(cause))
+        cause = cause.__cause__
+    else:
+        cause = None
+    said = error.message.lower()
+    if cause is None and not any(text in said for text in _STORAGE_TEXTS):
+        return error
+    return StorageError(error.message, path=error.path, frame=error.frame if error.frame is not None else frame,
+                        hint="nothing partial was written; free space (or wait for the storage) and run the same "
+                             "command again: finished frames are kept")
+
+
+class _Complete:
+    """The check without a stamp: a complete file is done."""
+
+    def frame_attributes(self, frame: int) -> dict[str, str]:
+        return {}
+
+    def check(self, path: str, frame: int) -> Optional[str]:
+        return None if exr.is_complete(path) else stamps.INCOMPLETE
 
 
 def remove_stale_temps(out: SequencePattern, frames: list[int]) -> int:

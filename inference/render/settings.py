@@ -7,7 +7,8 @@ options from it (``facegraft.cli.options.add_setting``), the farm and ``facegraf
 the options they pass on with it, and the Nuke node reads its JSON dump
 (``facegraft settings --json``). Choices come from the module that owns them: colour-match
 modes from :mod:`colormatch`, blend modes from :mod:`blend`, devices from
-:mod:`facegraft.inference.models.runtime`, the bad-frame policies from ``ON_ERROR`` here.
+:mod:`facegraft.inference.models.runtime`, precisions from :mod:`~facegraft.inference.models.fp16`,
+the bad-frame policies from ``ON_ERROR`` here.
 
 Two options share a flag with a setting but mean something else in one command, and are
 declared by that command alone: ``facegraft render --face TRACK_ID`` (replace another track
@@ -24,7 +25,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 from facegraft.inference.errors import FaceGraftError
 from facegraft.inference.io import colour, layers
-from facegraft.inference.models import runtime
+from facegraft.inference.models import fp16, runtime
 from facegraft.inference.render import blend, colormatch
 
 ON_ERROR = ("fail", "skip", "hold")
@@ -151,6 +152,14 @@ def _face_target(value: str) -> None:
         raise ValueError(f"must be 'largest' or a track id (a whole number), not '{value}'")
 
 
+OCCLUSION_CHOICES = ("auto", "none")  # or the path of an occlusion model (.onnx)
+
+
+def _occlusion(value: str) -> None:
+    if value not in OCCLUSION_CHOICES and not value.lower().endswith(".onnx"):
+        raise ValueError(f"must be auto, none or an occlusion model file (.onnx), not '{value}'")
+
+
 def _layers(value: str) -> None:
     try:
         layers.parse_groups(value)
@@ -164,6 +173,10 @@ SETTINGS: tuple[Setting, ...] = (
             default_text=f"{colour.DEFAULT_PLATE_SPACE}, the config's scene_linear"),
     Setting("ocio_config", "str", colour.DEFAULT_CONFIG,
             "OCIO config file or built-in URI ($OCIO is not read implicitly)", ("track", "render"), metavar="CONFIG"),
+    Setting("plate_part", "str", "",
+            "the part of a multi-part EXR plate whose R, G, B are tracked and swapped (e.g. beauty); every other "
+            "part is written back as it is", ("track", "render"), metavar="PART",
+            default_text="the first part with R, G and B"),
     Setting("face", "str", "largest",
             "the face to replace: 'largest' (largest mean size over the shot) or a track id; the track records it "
             "as its target",
@@ -188,13 +201,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("holdout", "str", None, "matte sequence the swap must not cover (hands, glasses), "
             "e.g. roto/hands.####.exr", ("render",), metavar="PATTERN"),
     Setting("holdout_channel", "str", "A", "channel of the holdout matte", ("render",), metavar="CHANNEL"),
-    Setting("compression", "str", None, "EXR compression: zip, zips, piz, dwaa, dwab, none…", ("render",),
+    Setting("occlusion", "str", "auto",
+            "what stays in front of the swap: auto (the hands the track found over the face), none, or an occlusion "
+            "model from `facegraft occlusion train` (its occluders and the hands)", ("render",),
+            metavar="auto|none|FILE.onnx", check=_occlusion),
+    Setting("compression", "str", None, "EXR compression (zip, zips, piz, dwaa, dwab, none…) of the plate's part "
+            "holding the RGB; the FaceGraft layer parts are always ZIP", ("render",),
             metavar="NAME", default_text="the plate's"),
-    Setting("layers", "str", "all", "FaceGraft layers written besides R,G,B,A: all, none, or a comma list of "
-            + ", ".join(layers.GROUPS), ("render",), metavar="LIST", check=_layers),
+    Setting("layers", "str", "all", "FaceGraft layer parts written besides the plate's parts: all, none, or a "
+            "comma list of " + ", ".join(layers.GROUPS), ("render",), metavar="LIST", check=_layers),
     Setting("batch", "int", 4, "face crops per model call", ("render",), minimum=1, metavar="N"),
     Setting("threads", "int", 2, "CPU threads of the model (fixed, so renders are repeatable)", ("render",),
             minimum=1, metavar="N"),
+    Setting("precision", "choice", "fp32",
+            "arithmetic of the face model: fp32, or fp16 (a float32 model converted to float16 at load: faster "
+            "on a GPU's tensor cores, outputs within 2e-3 of fp32; see docs/gpu.md)", ("render",),
+            choices=fp16.PRECISIONS),
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
@@ -261,11 +283,15 @@ class RenderSettings:
     """Everything that decides a frame's pixels (written to the header as ``facegraft/params``).
 
     Defaults come from ``SETTINGS``; ``face`` (a track id, None: the track file's target) and
-    ``forehead`` are the renderer's own.
+    ``forehead`` are the renderer's own. A built-in OCIO config alias (``ocio://studio-config-latest``)
+    is resolved to the versioned URI it stands for with the installed OpenColorIO
+    (``colour.resolve_config``), so the stamp names the config that made the pixels: the same
+    alias under another OpenColorIO is another config, and its frames are rendered again.
     """
 
     plate_colorspace: str = default("plate_colorspace")
     ocio_config: str = default("ocio_config")
+    plate_part: str = default("plate_part")  # the EXR part holding the RGB; "": the first part with R, G, B
     color_match: str = default("color_match")
     blend: str = default("blend")
     erode: float = default("erode")
@@ -274,18 +300,23 @@ class RenderSettings:
     face: Optional[int] = None  # track id; None: the track file's target
     holdout: Optional[str] = default("holdout")  # sequence pattern
     holdout_channel: str = default("holdout_channel")
+    occlusion: str = default("occlusion")  # auto (hands), none, or an occlusion model file
     compression: Optional[str] = default("compression")  # None: the plate's own
+    precision: str = default("precision")  # the model's arithmetic (fp16 changes pixels, so it is stamped)
     layers: str = default("layers")  # FaceGraft layers written: all, none, or a comma list of swap, matte, stmap
 
     def __post_init__(self) -> None:
-        for name in ("plate_colorspace", "ocio_config", "color_match", "blend", "erode", "feather", "holdout",
-                     "holdout_channel", "compression", "layers"):
+        for name in ("plate_colorspace", "ocio_config", "plate_part", "color_match", "blend", "erode", "feather",
+                     "holdout", "holdout_channel", "occlusion", "compression", "layers"):
             setattr(self, name, _checked(name, getattr(self, name)))
+        self.ocio_config = colour.resolve_config(self.ocio_config)
         self.groups: tuple[str, ...] = layers.parse_groups(self.layers)
 
     def params(self) -> dict[str, Any]:
         return {"plate_colorspace": self.plate_colorspace, "ocio_config": self.ocio_config,
+                "plate_part": self.plate_part,
                 "color_match": self.color_match, "blend": self.blend, "erode": self.erode, "feather": self.feather,
                 "forehead": self.forehead, "face": self.face,
                 "holdout": os.path.basename(self.holdout) if self.holdout else None,
-                "holdout_channel": self.holdout_channel}
+                "occlusion": self.occlusion if self.occlusion in OCCLUSION_CHOICES else os.path.basename(self.occlusion),
+                "holdout_channel": self.holdout_channel, "precision": self.precision}

@@ -13,10 +13,20 @@ Conventions (shared by tracking, rendering, training and the STMap):
 
 Eye centres are the mean of each eye's two corners (stable while blinking or looking
 around); the mouth corners weigh less than eyes and nose so expressions move the crop less.
+
+Crop templates (``TEMPLATES``, by the name a model file records): a model is cropped the way it
+was trained. ``facegraft-5pt-v1`` is the face space above, the tracked transform as it is.
+``deepfacelab-wf`` is DeepFaceLab's whole-face alignment (its ``get_transform_mat`` for
+``FaceType.WHOLE_FACE``), for ``.dfm`` models: a similarity fit of 33 of the 68 iBUG points
+(brows, nose, eyes, the mouth corners; taken from FaceMesh by ``MESH_OF_68``) to DeepFaceLab's
+mean face, a square around it padded by 0.40 and raised by 7%. ``model_transform`` expresses any
+template as a plate -> face space transform for the model's coverage, so cropping, the inverse
+warp and the STMap work the same for every template.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -76,6 +86,107 @@ def estimate_similarity(src: np.ndarray, dst: np.ndarray, weights: Optional[np.n
 def face_transform(landmarks: np.ndarray) -> np.ndarray:
     """Similarity ``(2, 3)`` mapping plate px to face space, from FaceMesh landmarks."""
     return estimate_similarity(template_points(landmarks), TEMPLATE, TEMPLATE_WEIGHTS)
+
+
+# -- DeepFaceLab's whole-face template -----------------------------------------------------------
+DFL_WHOLE_FACE = "deepfacelab-wf"
+#: FaceMesh index for each 68-point (iBUG 300-W) landmark DeepFaceLab aligns with: 17-48 and 54.
+MESH_OF_68: dict[int, int] = {
+    17: 70, 18: 63, 19: 105, 20: 66, 21: 107,  # image-left brow, outer to inner (upper contour)
+    22: 336, 23: 296, 24: 334, 25: 293, 26: 300,  # image-right brow, inner to outer
+    27: 168, 28: 197, 29: 5, 30: 4,  # nose bridge, top to tip
+    31: 75, 32: 97, 33: 2, 34: 326, 35: 305,  # under the nose, left to right
+    36: 33, 37: 160, 38: 158, 39: 133, 40: 153, 41: 144,  # image-left eye, from the outer corner
+    42: 362, 43: 385, 44: 387, 45: 263, 46: 373, 47: 380,  # image-right eye, from the inner corner
+    48: 61, 54: 291,  # mouth corners
+}
+DFL_POINTS: tuple[int, ...] = (*range(17, 49), 54)
+#: DeepFaceLab's mean face (``landmarks_2D_new``) for ``DFL_POINTS``: where they sit in its unit face square.
+DFL_MEAN_FACE = np.array([
+    [0.000213256, 0.106454], [0.0752622, 0.038915], [0.18113, 0.0187482], [0.29077, 0.0344891],
+    [0.393397, 0.0773906], [0.586856, 0.0773906], [0.689483, 0.0344891], [0.799124, 0.0187482],
+    [0.904991, 0.038915], [0.98004, 0.106454], [0.490127, 0.203352], [0.490127, 0.307009],
+    [0.490127, 0.409805], [0.490127, 0.515625], [0.36688, 0.587326], [0.426036, 0.609345],
+    [0.490127, 0.628106], [0.554217, 0.609345], [0.613373, 0.587326], [0.121737, 0.216423],
+    [0.187122, 0.178758], [0.265825, 0.179852], [0.334606, 0.231733], [0.260918, 0.245099],
+    [0.182743, 0.244077], [0.645647, 0.231733], [0.714428, 0.179852], [0.793132, 0.178758],
+    [0.858516, 0.216423], [0.79751, 0.244077], [0.719335, 0.245099], [0.254149, 0.780233],
+    [0.726104, 0.780233],
+])
+DFL_WF_PADDING = 0.40  # DeepFaceLab's whole-face padding: the crop's side is 1 + 2 * 0.40 * sqrt(2) unit faces
+DFL_WF_RAISE = 0.07  # the crop centre moves this much of the square up (more forehead)
+
+
+def dfl_points(landmarks: np.ndarray) -> np.ndarray:
+    """The 68-point landmarks DeepFaceLab aligns with (``DFL_POINTS`` order), from FaceMesh ``(N >= 468, 2|3)``."""
+    lm = np.asarray(landmarks, dtype=np.float64)[:, :2]
+    return lm[[MESH_OF_68[i] for i in DFL_POINTS]]
+
+
+def dfl_whole_face_matrix(points: np.ndarray, res: int) -> np.ndarray:
+    """DeepFaceLab's whole-face crop matrix for ``points`` (``DFL_POINTS`` of the 68) and a crop of
+    ``res`` px, in DeepFaceLab's own terms: the matrix it hands to ``cv2.warpAffine``.
+
+    The least-squares similarity (Umeyama) maps the points onto the mean face's unit square; the
+    crop is the square of side ``1 + 2 * 0.40 * sqrt(2)`` around its centre raised by 0.07.
+    """
+    unit = estimate_similarity(points, DFL_MEAN_FACE)  # plate -> unit face square
+    side = 1.0 + 2.0 * DFL_WF_PADDING * np.sqrt(2.0)
+    left, top = 0.5 - side / 2.0, 0.5 - DFL_WF_RAISE - side / 2.0
+    k = res / side
+    return compose(np.array([[k, 0.0, -k * left], [0.0, k, -k * top]]), unit)
+
+
+def dfl_whole_face_transform(landmarks: np.ndarray, res: int, coverage: str) -> np.ndarray:
+    """Plate -> face space such that ``crop_matrix(result, res, coverage)`` is DeepFaceLab's crop.
+
+    DeepFaceLab's landmarks and warps count pixels from their centres (pixel i at i); plate
+    coordinates here put pixel centres at +0.5. Its matrix fitted to landmarks in this convention
+    maps plate coordinates in this convention to its crop's pixel indices (shifting landmarks and
+    plate by the same half pixel changes nothing), so the crop's continuous coordinates are that
+    plus half a pixel: the crop is the very one DeepFaceLab would cut.
+    """
+    crop = compose(np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5]]), dfl_whole_face_matrix(dfl_points(landmarks), res))
+    return compose(invert(coverage_matrix(res, coverage)), crop)
+
+
+# -- the template registry ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Template:
+    """One way of aligning faces for a model: which coverages it has and how a face is placed."""
+
+    name: str
+    coverages: tuple[str, ...]
+    #: ``(tracked transform, FaceMesh landmarks, crop res, coverage)`` -> plate -> face space.
+    fit: Callable[[np.ndarray, np.ndarray, int, str], np.ndarray]
+    description: str
+
+
+TEMPLATES: dict[str, Template] = {
+    TEMPLATE_NAME: Template(TEMPLATE_NAME, tuple(COVERAGES), lambda transform, landmarks, res, coverage: transform,
+                            "FaceGraft's five-point face space (the shot track's transform)"),
+    DFL_WHOLE_FACE: Template(DFL_WHOLE_FACE, ("whole_face",),
+                             lambda transform, landmarks, res, coverage: dfl_whole_face_transform(landmarks, res, coverage),
+                             "DeepFaceLab's whole-face alignment (FaceType.WHOLE_FACE)"),
+}
+
+
+def template(name: str, coverage: Optional[str] = None) -> Template:
+    """The template ``name`` (and check it has ``coverage``); ValueError naming what exists."""
+    found = TEMPLATES.get(name)
+    if found is None:
+        raise ValueError(f"the crop template '{name}' is not implemented (this FaceGraft implements: "
+                         f"{', '.join(TEMPLATES)})")
+    if coverage is not None and coverage not in found.coverages:
+        raise ValueError(f"the crop template '{name}' has no coverage '{coverage}' (it has: {', '.join(found.coverages)})")
+    return found
+
+
+def model_transform(template_name: str, transform: np.ndarray, landmarks: np.ndarray, res: int,
+                    coverage: str) -> np.ndarray:
+    """The plate -> face space transform that crops a tracked face the way a model of
+    ``template_name`` was trained (``transform`` is the track's, ``landmarks`` its FaceMesh)."""
+    return np.asarray(template(template_name, coverage).fit(transform, landmarks, res, coverage), dtype=np.float64)
 
 
 def as3x3(matrix: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Face landmarks: MediaPipe FaceMesh (468 points) plus the iris model (5 + 5 points).
+"""Face landmarks: MediaPipe FaceMesh (468 points) plus the iris model (5 + 5 points, and eyelids).
 
 FaceMesh sees a 192 px square crop around a rotated region of interest (ROI), sRGB in [0, 1];
 the ROI comes from a detection (box, eye keypoints) or from the previous frame's landmarks
@@ -8,6 +8,13 @@ trained), both in one batched call. The result is MediaPipe's 478-point "refine"
 0-467 the mesh, 468-472 the iris next to points 33/133 (image left on a frontal face),
 473-477 the iris next to points 362/263. ``z`` is depth in the same pixel scale as x (smaller
 is nearer the camera), relative to the face centre.
+
+**Eyelids.** FaceMesh's lid points barely move when an eye shuts (on the sample clip the lid gap
+stays within a few percent of its median through full blinks). The iris model's other output,
+71 eye-contour and brow points per eye, does follow blinks and squints, so its 14 lid points
+(7 upper, 7 lower) replace the mesh's lid points in x and y (the mesh's depth and eye corners
+are kept, so the face transform, which uses the corners, is unchanged). Where FaceMesh's
+presence is low the iris model is not run, and the mesh's own lids stay, as the iris does.
 """
 from __future__ import annotations
 
@@ -33,7 +40,15 @@ IRIS_ROI_SCALE = 2.3  # MediaPipe's eye ROI: eye-corner distance scaled 2.3
 EYE_LINE = (33, 263)  # outer eye corners, image left then image right on a frontal face
 EYES = ((33, 133, False), (362, 263, True))  # (corner, corner, mirror) per eye, image left first
 PRESENCE_THRESHOLD = 0.5
-IRIS_OUTPUT = 1  # the iris model's outputs: eye contours and brows (71 points), iris (5 points)
+CONTOUR_OUTPUT, IRIS_OUTPUT = 0, 1  # the iris model's outputs: eye contours and brows (71 points), iris (5 points)
+# The eye contour's lid points (output 0, crop of the eye near 33/133; the other eye's crop is
+# mirrored, so the same contour indices land on its mirror-image points): 0 outer corner,
+# 1-7 lower lid outer to inner, 8 inner corner, 9-15 upper lid outer to inner.
+LID_CONTOUR = (1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15)
+LID_MESH = (  # the mesh points each contour lid point replaces, per eye in ``EYES`` order
+    (7, 163, 144, 145, 153, 154, 155, 246, 161, 160, 159, 158, 157, 173),
+    (249, 390, 373, 374, 380, 381, 382, 466, 388, 387, 386, 385, 384, 398),
+)
 
 
 @dataclass(frozen=True)
@@ -174,6 +189,14 @@ def _keep_output(graph: onnx.GraphProto, index: int) -> None:
     graph.output.append(output)
 
 
+@dataclass
+class EyePoints:
+    """The iris model's answer for both eyes, plate px, image-left eye first."""
+
+    iris: np.ndarray  # (10, 3): per eye centre then 4 ring points, z hung on the eye corners' depth
+    lids: np.ndarray  # (2, 14, 3): per eye the lid points of ``LID_CONTOUR`` (for ``LID_MESH``)
+
+
 class LandmarkModels:
     """FaceMesh and iris sessions (the iris graph re-shaped for a batch of two eyes where it allows)."""
 
@@ -181,26 +204,41 @@ class LandmarkModels:
         self.mesh = runtime.create_session(assets.model_path("face_landmark"), device=device, threads=threads)
         self.iris: Optional[ort.InferenceSession] = None
         self.iris_batched = False
-        self._iris_in = self._iris_out = ""
+        self._iris_in = ""
+        self._iris_outs: list[str] = []
         if iris:
             path = assets.model_path("iris_landmark")
-            graph = batched_graph(path, output=IRIS_OUTPUT)  # the eye contours are not used
+            graph = batched_graph(path)  # both outputs: eye contours (lids) and iris
             self.iris = runtime.create_session(graph if graph is not None else path, device=device, threads=threads)
             self._iris_in = self.iris.get_inputs()[0].name
-            self._iris_out = self.iris.get_outputs()[0 if graph is not None else IRIS_OUTPUT].name
+            self._iris_outs = [o.name for o in self.iris.get_outputs()]
             self.iris_batched = graph is not None and self._batch_agrees()
         self._mesh_in = self.mesh.get_inputs()[0].name
 
     def _batch_agrees(self) -> bool:
-        """True when the iris model gives each item of a batch of two what it gives it alone."""
+        """True when the iris model gives each item of a batch of two what it gives it alone (both outputs)."""
         assert self.iris is not None
         crops = np.random.default_rng(0).random((2, 3, IRIS_SIZE, IRIS_SIZE), dtype=np.float32)
         try:
-            together = self.iris.run([self._iris_out], {self._iris_in: crops})[0]
+            together = self.iris.run(self._iris_outs, {self._iris_in: crops})
         except Exception:  # onnxruntime raises its own types when a shape does not fit
             return False
-        return all(np.allclose(together[i], self.iris.run([self._iris_out], {self._iris_in: crops[i:i + 1]})[0][0],
-                               atol=1e-4) for i in range(2))
+        for i in range(2):
+            alone = self.iris.run(self._iris_outs, {self._iris_in: crops[i:i + 1]})
+            if not all(np.allclose(t[i], a[0], atol=1e-4) for t, a in zip(together, alone)):
+                return False
+        return True
+
+    def _run_iris(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``[2, 64, 64, 3]`` eye crops -> (contours ``[2, 71, 3]``, iris ``[2, 5, 3]``), crop px."""
+        assert self.iris is not None
+        if self.iris_batched:
+            outs = self.iris.run(self._iris_outs, {self._iris_in: _nchw(crops)})
+        else:
+            each = [self.iris.run(self._iris_outs, {self._iris_in: _nchw(c[None])}) for c in crops]
+            outs = [np.concatenate([e[k] for e in each]) for k in range(len(self._iris_outs))]
+        return (outs[CONTOUR_OUTPUT].reshape(2, 71, 3).astype(np.float64),
+                outs[IRIS_OUTPUT].reshape(2, 5, 3).astype(np.float64))
 
     def mesh_points(self, rgb: np.ndarray, roi: Roi, origin: tuple[float, float] = (0.0, 0.0),
                     plate_space: str = colour.DEFAULT_PLATE_SPACE,
@@ -212,43 +250,56 @@ class LandmarkModels:
         presence = 1.0 / (1.0 + math.exp(-float(np.clip(logit.ravel()[0], -80.0, 80.0))))
         return _to_plate(coords.reshape(468, 3).astype(np.float64), matrix), presence
 
-    def iris_points(self, rgb: np.ndarray, mesh: np.ndarray, origin: tuple[float, float] = (0.0, 0.0),
-                    plate_space: str = colour.DEFAULT_PLATE_SPACE,
-                    config: str = colour.DEFAULT_CONFIG) -> np.ndarray:
-        """10 iris points (plate px): the eye near 33/133 first, then the eye near 362/263.
-
-        Both eye crops go through the iris model in one call (a batch of two).
-        """
+    def eye_points(self, rgb: np.ndarray, mesh: np.ndarray, origin: tuple[float, float] = (0.0, 0.0),
+                   plate_space: str = colour.DEFAULT_PLATE_SPACE,
+                   config: str = colour.DEFAULT_CONFIG) -> EyePoints:
+        """Iris and eyelid points (plate px) of both eyes, from one call of the iris model (a batch of two)."""
         if self.iris is None:
             raise RuntimeError("the iris model was not loaded (LandmarkModels(iris=False))")
         matrices = [_eye_roi(mesh, a, b).matrix(IRIS_SIZE, mirror=mirror) for a, b, mirror in EYES]
         crops = np.stack([warp_to_srgb(rgb, m, (IRIS_SIZE, IRIS_SIZE), plate_space, config, origin=origin)
                           for m in matrices])
-        if self.iris_batched:
-            iris = self.iris.run([self._iris_out], {self._iris_in: _nchw(crops)})[0]
-        else:
-            iris = np.concatenate([self.iris.run([self._iris_out], {self._iris_in: _nchw(c[None])})[0] for c in crops])
-        out = []
-        for (a, b, _), matrix, raw in zip(EYES, matrices, iris.reshape(2, 5, 3)):
-            points = _to_plate(raw.astype(np.float64), matrix)
+        contours, irises = self._run_iris(crops)
+        iris, lids = [], []
+        for (a, b, _), matrix, contour, raw in zip(EYES, matrices, contours, irises):
+            points = _to_plate(raw, matrix)
             # depth: the iris model's z has its own origin; hang it on the eye corners' depth
             points[:, 2] = points[:, 2] - points[0, 2] + (mesh[a, 2] + mesh[b, 2]) / 2
-            out.append(points)
-        return np.concatenate(out)
+            iris.append(points)
+            lids.append(_to_plate(contour[list(LID_CONTOUR)], matrix))
+        return EyePoints(np.concatenate(iris), np.stack(lids))
+
+    def iris_points(self, rgb: np.ndarray, mesh: np.ndarray, origin: tuple[float, float] = (0.0, 0.0),
+                    plate_space: str = colour.DEFAULT_PLATE_SPACE,
+                    config: str = colour.DEFAULT_CONFIG) -> np.ndarray:
+        """10 iris points (plate px): the eye near 33/133 first, then the eye near 362/263."""
+        return self.eye_points(rgb, mesh, origin, plate_space, config).iris
 
     def landmarks(self, rgb: np.ndarray, roi: Roi, origin: tuple[float, float] = (0.0, 0.0),
                   plate_space: str = colour.DEFAULT_PLATE_SPACE,
                   config: str = colour.DEFAULT_CONFIG) -> LandmarkResult:
-        """478 points for the face in ``roi``; iris points are skipped (eye centres) when presence is low."""
+        """478 points for the face in ``roi``; iris and lids are skipped (eye centres, mesh lids) when presence is low."""
         mesh, presence = self.mesh_points(rgb, roi, origin, plate_space, config)
         return self.with_iris(rgb, mesh, presence, roi, origin, plate_space, config)
 
     def with_iris(self, rgb: np.ndarray, mesh: np.ndarray, presence: float, roi: Roi,
                   origin: tuple[float, float] = (0.0, 0.0), plate_space: str = colour.DEFAULT_PLATE_SPACE,
                   config: str = colour.DEFAULT_CONFIG) -> LandmarkResult:
-        """``landmarks`` for a mesh ``mesh_points`` already found in ``roi``: adds the iris points."""
+        """``landmarks`` for a mesh ``mesh_points`` already found in ``roi``: adds the iris points and
+        puts the iris model's eyelids on the mesh."""
         if self.iris is not None and presence >= PRESENCE_THRESHOLD:
-            iris = self.iris_points(rgb, mesh, origin, plate_space, config)
+            eyes = self.eye_points(rgb, mesh, origin, plate_space, config)
+            mesh = with_lids(mesh, eyes.lids)
+            iris = eyes.iris
         else:
             iris = np.concatenate([np.repeat(mesh[[a, b]].mean(0, keepdims=True), 5, 0) for a, b, _ in EYES])
         return LandmarkResult(np.concatenate([mesh, iris]), presence, roi)
+
+
+def with_lids(mesh: np.ndarray, lids: np.ndarray) -> np.ndarray:
+    """A copy of ``mesh`` with the lid points of ``LID_MESH`` moved to ``lids`` ``(2, 14, 2+)`` in x and y
+    (the mesh's depth and eye corners kept)."""
+    out = np.array(mesh, dtype=np.float64, copy=True)
+    for indices, points in zip(LID_MESH, lids):
+        out[list(indices), :2] = points[:, :2]
+    return out

@@ -2,7 +2,9 @@
 
 Polygons are filled with 1/16 px precision and antialiased edges. Points are continuous
 pixel coordinates of the target image (pixel centres at +0.5), as everywhere in FaceGraft.
-Left and right are as seen in the image.
+Left and right are as seen in the image. The eye regions are drawn through the lid points, which
+the tracker takes from the iris model's eye contour (``landmarks.LID_MESH``), so they close when
+the eyes shut.
 """
 from __future__ import annotations
 

@@ -8,6 +8,12 @@ lost, while no face is tracked, and every ``redetect`` frames to find faces that
 no face is followed, otherwise on every ``tiled_every``-th search). Faces are linked into tracks
 (``linking``), short gaps bridged, landmarks smoothed over the whole shot with zero phase
 (``smoothing``), and the face transform computed from the smoothed landmarks (``align``).
+
+With hands on (the default), each frame with a face is also searched for hands near it
+(``hands.HandFinder``); after the shot a backward pass follows each hand to the frames before it
+was first found (re-reading only those frames), hand landmarks are smoothed like the face's,
+and a face whose matte a hand matte covers gets its ``occlusion`` fraction and, from
+``hands.OCCLUDED_FRACTION`` up, the ``occluded`` flag.
 """
 from __future__ import annotations
 
@@ -18,10 +24,10 @@ from typing import Any, Iterator, Optional, Protocol, Sequence
 
 import numpy as np
 
-from facegraft.inference.errors import BadFrameError
+from facegraft.inference.errors import BadFrameError, FaceGraftError
 from facegraft.inference.io import colour
 from facegraft.inference.progress import Progress
-from facegraft.inference.track import align, linking, smoothing, trackfile
+from facegraft.inference.track import align, hands, linking, smoothing, trackfile
 from facegraft.inference.track.detect import Detection, Detectors, iou
 from facegraft.inference.track.landmarks import (
     PRESENCE_THRESHOLD,
@@ -57,6 +63,7 @@ class TrackerOptions:
     tile_size: int = 768
     max_gap: int = linking.MAX_GAP
     on_error: str = "fail"  # "fail": an unreadable frame stops tracking; "skip": flag it and go on
+    hands: bool = True  # look for hands in front of the faces (occlusion)
 
 
 class FrameTracker:
@@ -66,9 +73,12 @@ class FrameTracker:
         self.options = options or TrackerOptions()
         self.detectors = Detectors(self.options.device, self.options.threads, self.options.tile_size)
         self.models = LandmarkModels(self.options.device, self.options.threads)
+        self.hands = hands.HandFinder(self.options.device, self.options.threads) if self.options.hands else None
         self.reset()
 
     def reset(self) -> None:
+        if self.hands is not None:
+            self.hands.reset()
         self.linker = linking.Linker()
         self.active: dict[int, np.ndarray] = {}  # track id -> last landmarks
         self.last_search = -10**9
@@ -123,6 +133,21 @@ class FrameTracker:
                 f.flags.append("redetected")  # a lost track picked up again
         self.active = {f.track: f.landmarks for f in faces}
         return faces
+
+    def find_hands(self, number: int, view: hands.PlateView, faces: Sequence[linking.Observation],
+                   following: Optional[Sequence[hands.Hand]] = None,
+                   found: Sequence[hands.Hand] = ()) -> list[hands.Hand]:
+        """Hands near ``faces`` on frame ``number`` (the next one of the shot), or, with
+        ``following``, ``found`` plus the hands of the frame after followed back onto this one."""
+        assert self.hands is not None
+        boxes = [hands.face_box(align.face_transform(f.landmarks)) for f in faces]
+        try:
+            if following is None:
+                return self.hands(view, boxes)
+            return self.hands.backfill(view, boxes, list(found), following)
+        except FaceGraftError as exc:
+            exc.frame = number
+            raise
 
     def _from_detection(self, index: int, det: Detection, rgb: np.ndarray, origin: tuple[float, float],
                         plate_space: str, config: str) -> Optional[linking.Observation]:
@@ -212,6 +237,7 @@ def track_shot(
     opts = tracker.options
     frames = list(source.frames)
     per_index: list[list[linking.Observation]] = []
+    per_index_hands: list[list[hands.Hand]] = []
     unreadable: set[int] = set()
     first_plate = None
     for index, (number, loading) in enumerate(prefetch(source, frames)):
@@ -222,6 +248,7 @@ def track_shot(
                 raise
             unreadable.add(index)
             per_index.append([])
+            per_index_hands.append([])
             tracker.active = {}
             if progress is not None:
                 progress.warn(f"frame {number} unreadable, skipped: {exc.message}", frame=number)
@@ -230,20 +257,44 @@ def track_shot(
         first_plate = first_plate or plate
         faces = tracker.step(index, plate.rgb, tuple(plate.origin), plate_space, config)
         per_index.append(faces)
+        found = [] if tracker.hands is None else tracker.find_hands(
+            number, hands.PlateView(plate.rgb, tuple(plate.origin), plate_space, config), faces)
+        per_index_hands.append(found)
         if progress is not None:
-            progress.update(frame=number, faces=len(faces))
+            progress.update(frame=number, faces=len(faces), **({"hands": len(found)} if tracker.hands else {}))
+    if tracker.hands is not None:
+        backfill_hands(source, frames, per_index, per_index_hands, tracker, unreadable, plate_space, config)
+    params = {"face": face, "smooth": smooth, "sigma_frames": smoothing.sigma_for(smooth),
+              "redetect": opts.redetect, "tiled_every": opts.tiled_every, "max_gap": opts.max_gap,
+              "device": opts.device, "template": align.TEMPLATE_NAME, "hands": opts.hands}
+    if opts.hands:
+        params["hand_matte"] = {"hull_margin": hands.HULL_MARGIN, "finger_radius": hands.FINGER_RADIUS,
+                                "softness": hands.SOFTNESS, "occluded_fraction": hands.OCCLUDED_FRACTION}
     return assemble(per_index, frames, face=face, smooth=smooth, max_gap=opts.max_gap, unreadable=unreadable,
-                    plate=plate_info(source, first_plate, plate_space, config),
-                    params={"face": face, "smooth": smooth, "sigma_frames": smoothing.sigma_for(smooth),
-                            "redetect": opts.redetect, "tiled_every": opts.tiled_every, "max_gap": opts.max_gap,
-                            "device": opts.device,
-                            "template": align.TEMPLATE_NAME})
+                    plate=plate_info(source, first_plate, plate_space, config), params=params,
+                    hands_per_index=per_index_hands if opts.hands else None)
+
+
+def backfill_hands(source: SourceLike, frames: Sequence[int], per_index: Sequence[Sequence[linking.Observation]],
+                   per_index_hands: list[list[hands.Hand]], tracker: FrameTracker, unreadable: set[int],
+                   plate_space: str, config: str) -> None:
+    """Follow each hand backwards from the first frame it was found on (offline footage allows
+    it), re-reading only the frames where the next frame has a hand this one lacks."""
+    for i in range(len(frames) - 2, -1, -1):
+        if i in unreadable or not per_index[i] or not hands.backfill_needed(per_index_hands[i], per_index_hands[i + 1]):
+            continue
+        plate = source.read(frames[i])
+        view = hands.PlateView(plate.rgb, tuple(plate.origin), plate_space, config)
+        per_index_hands[i] = tracker.find_hands(frames[i], view, per_index[i], per_index_hands[i + 1],
+                                                per_index_hands[i])
 
 
 def assemble(per_index: Sequence[Sequence[linking.Observation]], frames: Sequence[int], *, face: str = "largest",
              smooth: float = 0.5, max_gap: int = linking.MAX_GAP, unreadable: Optional[set[int]] = None,
-             plate: Optional[dict[str, Any]] = None, params: Optional[dict[str, Any]] = None) -> trackfile.ShotTrack:
-    """Observations with track ids -> the shot track: bridge gaps, smooth, transforms, flags, target."""
+             plate: Optional[dict[str, Any]] = None, params: Optional[dict[str, Any]] = None,
+             hands_per_index: Optional[Sequence[Sequence[hands.Hand]]] = None) -> trackfile.ShotTrack:
+    """Observations with track ids -> the shot track: bridge gaps, smooth, transforms, flags, target;
+    with ``hands_per_index`` also the smoothed hands and each face's occlusion by them."""
     unreadable = unreadable or set()
     tracks = linking.by_track(per_index)
     summary = linking.track_summary(tracks, frames)
@@ -261,6 +312,8 @@ def assemble(per_index: Sequence[Sequence[linking.Observation]], frames: Sequenc
                     track=track_id, box=tuple(float(v) for v in o.box),  # type: ignore[arg-type]
                     score=float(o.score), landmarks_raw=np.asarray(o.landmarks, dtype=np.float64),
                     landmarks=points, transform=align.face_transform(points), flags=list(o.flags)))
+    if hands_per_index is not None:
+        add_hands(records, frames, hands_per_index, smooth, max_gap, unreadable)
     for i, number in enumerate(frames):
         record = records[int(number)]
         record.faces.sort(key=lambda f: f.track)
@@ -271,3 +324,46 @@ def assemble(per_index: Sequence[Sequence[linking.Observation]], frames: Sequenc
     for entry in summary:
         entry["bridged"] = sum(1 for r in records.values() for f in r.faces if f.track == entry["id"] and "bridged" in f.flags)
     return trackfile.ShotTrack(plate=plate or {}, params=params or {}, target=target, tracks=summary, frames=records)
+
+
+def bridge_hand(seen: dict[int, hands.Hand], max_gap: int, skip: set[int]) -> dict[int, hands.Hand]:
+    """A hand track with gaps of up to ``max_gap`` frames filled by linear interpolation (not
+    over the positions in ``skip``: unreadable frames)."""
+    out = dict(seen)
+    known = sorted(seen)
+    for a, b in zip(known, known[1:]):
+        if 1 < b - a <= max_gap + 1 and not skip.intersection(range(a + 1, b)):
+            for i in range(a + 1, b):
+                t = (i - a) / (b - a)
+                out[i] = hands.Hand((1 - t) * seen[a].landmarks + t * seen[b].landmarks,
+                                    min(seen[a].presence, seen[b].presence), seen[a].handedness, seen[a].track,
+                                    "bridged")
+    return out
+
+
+def add_hands(records: dict[int, trackfile.FrameTrack], frames: Sequence[int],
+              per_index: Sequence[Sequence[hands.Hand]], smooth: float, max_gap: int = linking.MAX_GAP,
+              unreadable: Optional[set[int]] = None) -> None:
+    """Hands into the frame records, each hand track's short gaps bridged and its landmarks
+    smoothed over its runs of consecutive frames like the faces'; then every face's occlusion by
+    the smoothed hands."""
+    by_track: dict[int, dict[int, hands.Hand]] = {}
+    for i, found in enumerate(per_index):
+        for hand in found:
+            by_track.setdefault(hand.track, {})[i] = hand
+    for track_id, seen in sorted(by_track.items()):
+        seen = bridge_hand(seen, max_gap, unreadable or set())
+        for run in linking.segments(sorted(seen)):
+            smoothed = smoothing.smooth(np.stack([seen[i].landmarks for i in run]), smooth)
+            for i, points in zip(run, smoothed):
+                h = seen[i]
+                records[int(frames[i])].hands.append(trackfile.HandTrack(
+                    track=track_id, presence=h.presence, handedness=h.handedness,
+                    landmarks_raw=np.asarray(h.landmarks, dtype=np.float64), landmarks=points))
+    for record in records.values():
+        record.hands.sort(key=lambda h: h.track)
+        points = [h.landmarks for h in record.hands]
+        for face in record.faces:
+            face.occlusion = hands.face_occlusion(face.landmarks, face.transform, points)
+            if face.occlusion >= hands.OCCLUDED_FRACTION and "occluded" not in face.flags:
+                face.flags.append("occluded")

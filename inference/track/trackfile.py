@@ -19,7 +19,7 @@ from facegraft.inference.atomic import atomic_write_text
 from facegraft.inference.errors import FaceGraftError
 
 SCHEMA = "facegraft.track"
-VERSION = 1
+VERSION = 2  # 2: hands per frame, occlusion per face (version 1 files are read as tracked without hands)
 FRAME_FLAGS = ("no_face", "unreadable")
 FACE_FLAGS = ("bridged", "low_confidence", "occluded", "redetected")
 _DECIMALS = 3
@@ -36,6 +36,7 @@ class Face:
     landmarks: np.ndarray  # (478, 3) smoothed over the shot
     transform: np.ndarray  # (2, 3) plate -> face space, from the smoothed landmarks
     flags: list[str] = field(default_factory=list)
+    occlusion: float = 0.0  # fraction of the face matte covered by hands (0..1)
 
     @property
     def size(self) -> float:
@@ -45,10 +46,22 @@ class Face:
 
 
 @dataclass
+class HandTrack:
+    """One hand on one frame: 21 MediaPipe hand landmarks, plate coordinates."""
+
+    track: int  # hand track id (its own numbering, from 1)
+    presence: float
+    handedness: float  # above 0.5: the subject's right hand (unmirrored footage)
+    landmarks_raw: np.ndarray  # (21, 3) as found
+    landmarks: np.ndarray  # (21, 3) smoothed over the shot
+
+
+@dataclass
 class FrameTrack:
     frame: int
     faces: list[Face] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
+    hands: list[HandTrack] = field(default_factory=list)
 
 
 @dataclass
@@ -64,6 +77,11 @@ class ShotTrack:
     @property
     def frame_numbers(self) -> list[int]:
         return sorted(self.frames)
+
+    @property
+    def hands_searched(self) -> bool:
+        """True when the tracker looked for hands (``--hands``); else ``hands`` lists are empty unseen."""
+        return bool(self.params.get("hands", False))
 
     def face(self, frame: int, track: Optional[int] = None) -> Optional[Face]:
         """The face of ``track`` (default: the shot's target) on ``frame``, or None."""
@@ -98,6 +116,7 @@ def _face_to_json(face: Face) -> dict[str, Any]:
         "box": [round(float(v), _DECIMALS) for v in face.box],
         "score": round(float(face.score), 4),
         "flags": list(face.flags),
+        "occlusion": round(float(face.occlusion), 4),
         "transform": np.asarray(face.transform, dtype=np.float64).tolist(),
         "landmarks": _round(face.landmarks),
         "landmarks_raw": _round(face.landmarks_raw),
@@ -113,7 +132,20 @@ def _face_from_json(data: dict[str, Any]) -> Face:
         landmarks=np.asarray(data["landmarks"], dtype=np.float64),
         transform=np.asarray(data["transform"], dtype=np.float64),
         flags=list(data.get("flags", [])),
+        occlusion=float(data.get("occlusion", 0.0)),
     )
+
+
+def _hand_to_json(hand: HandTrack) -> dict[str, Any]:
+    return {"track": int(hand.track), "presence": round(float(hand.presence), 4),
+            "handedness": round(float(hand.handedness), 4), "landmarks": _round(hand.landmarks),
+            "landmarks_raw": _round(hand.landmarks_raw)}
+
+
+def _hand_from_json(data: dict[str, Any]) -> HandTrack:
+    return HandTrack(track=int(data["track"]), presence=float(data["presence"]), handedness=float(data["handedness"]),
+                     landmarks_raw=np.asarray(data["landmarks_raw"], dtype=np.float64),
+                     landmarks=np.asarray(data["landmarks"], dtype=np.float64))
 
 
 def to_json(track: ShotTrack) -> dict[str, Any]:
@@ -127,7 +159,8 @@ def to_json(track: ShotTrack) -> dict[str, Any]:
         "target": track.target,
         "tracks": track.tracks,
         "frames": [
-            {"frame": rec.frame, "flags": list(rec.flags), "faces": [_face_to_json(f) for f in rec.faces]}
+            {"frame": rec.frame, "flags": list(rec.flags), "faces": [_face_to_json(f) for f in rec.faces],
+             "hands": [_hand_to_json(h) for h in rec.hands]}
             for rec in (track.frames[n] for n in track.frame_numbers)
         ],
     }
@@ -146,7 +179,8 @@ def from_json(data: dict[str, Any], path: Optional[str] = None) -> ShotTrack:
     try:
         frames = {
             int(rec["frame"]): FrameTrack(int(rec["frame"]), [_face_from_json(f) for f in rec.get("faces", [])],
-                                          list(rec.get("flags", [])))
+                                          list(rec.get("flags", [])),
+                                          [_hand_from_json(h) for h in rec.get("hands", [])])
             for rec in data["frames"]
         }
         return ShotTrack(

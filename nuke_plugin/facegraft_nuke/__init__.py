@@ -2,13 +2,24 @@
 
 Runs in Nuke's own Python (3.7 in Nuke 13 to 3.11 in Nuke 16) and imports only the
 standard library and ``nuke``; the heavy work runs in FaceGraft's own Python as subprocesses.
+
+For scripts (``nuke -t``, pipeline tools)::
+
+    import facegraft_nuke
+    done = facegraft_nuke.render(nuke.toNode("FaceGraft1"), block=True)   # RenderError if it fails
+    print(done.out, done.first, done.last, done.skipped)
+    facegraft_nuke.submit(nuke.toNode("FaceGraft1"), block=True)           # the scheduler's answer
 """
 import os
-from typing import List
+from typing import Any, List, Optional
 
-__version__ = "0.1.0"
+from .errors import NodeError, RenderError
+
+__version__ = "0.2.0"
+__all__ = ["NODE_CLASS", "APPLY_CLASS", "NodeError", "RenderError", "render", "submit", "cancel", "gizmo_dirs"]
 
 NODE_CLASS = "FaceGraft"
+APPLY_CLASS = "FaceGraftApply"
 
 
 def gizmo_dirs() -> List[str]:
@@ -17,3 +28,37 @@ def gizmo_dirs() -> List[str]:
     plugin_root = os.path.dirname(here)
     candidates = [os.path.join(plugin_root, "gizmos"), os.path.join(os.path.dirname(plugin_root), "gizmos")]
     return [path for path in candidates if os.path.isfile(os.path.join(path, NODE_CLASS + ".gizmo"))]
+
+
+def render(node: Optional[Any] = None, block: bool = False) -> Any:
+    """Render a FaceGraft node (default: the node of the current callback).
+
+    ``block=False``: start in the background and return the job (what the Render button does).
+    ``block=True``: run here and return what was rendered (``out``, ``first``, ``last``, ``skipped``,
+    ``held``, ``no_face``, ``warnings``); RenderError when the render fails or is cancelled, NodeError
+    when something on the node must be fixed first. Use it in ``nuke -t`` and pipeline scripts.
+    """
+    import nuke
+
+    from . import rendering
+
+    return rendering.start(node if node is not None else nuke.thisNode(), block=block)
+
+
+def submit(node: Optional[Any] = None, block: bool = False) -> Any:
+    """Submit a FaceGraft node to the farm; with ``block=True`` return the scheduler's answer (job ids,
+    job name or bundle folder)."""
+    import nuke
+
+    from . import farm
+
+    return farm.submit(node if node is not None else nuke.thisNode(), block=block)
+
+
+def cancel(node: Optional[Any] = None) -> bool:
+    """Cancel a FaceGraft node's render or submission; False when none runs."""
+    import nuke
+
+    from . import rendering
+
+    return rendering.cancel(node if node is not None else nuke.thisNode())

@@ -105,12 +105,30 @@ def _colour(settings: Settings) -> List[str]:
     return argv
 
 
+def _track_on_error(settings: Settings) -> List[str]:
+    """Tracking skips an unreadable frame when the render will skip or hold it (else it stops)."""
+    return ["--on-error", "skip"] if settings.on_error in ("skip", "hold") else []
+
+
 def track_argv(settings: Settings) -> List[str]:
     """``facegraft track``: the shot track, once per plate and tracking settings."""
     return settings.cli + [
         "track", settings.plate, "--out", settings.track, _frames_arg(settings),
         "--face", settings.face, "--smooth", _smoothing(settings), "--device", settings.device,
-    ] + _colour(settings) + ["--json-progress"]
+    ] + _colour(settings) + _track_on_error(settings) + ["--json-progress"]
+
+
+def track_key(settings: Settings) -> Dict[str, Any]:
+    """What the shot track depends on (the stamp that decides whether to track again)."""
+    return {"plate": settings.plate, "frames": frames(settings), "face": settings.face,
+            "smooth": _smoothing(settings), "plate_colorspace": settings.plate_colorspace,
+            "ocio_config": settings.ocio_config, "on_error": _track_on_error(settings)}
+
+
+def render_key(settings: Settings) -> Dict[str, Any]:
+    """The render settings of a render (besides the model file's content, which FaceGraft stamps itself)."""
+    return {"plate": settings.plate, "model": settings.model, "frames": frames(settings),
+            "options": _render_options(settings) + _colour(settings) + _holdout(settings)}
 
 
 def _render_options(settings: Settings) -> List[str]:
@@ -137,14 +155,37 @@ def render_argv(settings: Settings, overwrite: bool = False) -> List[str]:
     return argv + ["--json-progress"]
 
 
-def farm_argv(settings: Settings, engine: str, chunk: int) -> List[str]:
+class FarmOptions(NamedTuple):
+    """How a node's job goes to the farm (engine, chunking, name, scheduling)."""
+
+    engine: str
+    chunk: int
+    name: str
+    job_dir: str
+    priority: int = 50
+    pool: str = ""
+    group: str = ""
+    tags: str = ""
+    facegraft_exe: str = ""
+    dry_run: bool = False
+
+
+def farm_argv(settings: Settings, farm: FarmOptions) -> List[str]:
     """``facegraft farm submit``: the same track and render as farm tasks, with the node's settings."""
-    chunk = max(int(SETTINGS["chunk"]["minimum"]), int(chunk))
-    return settings.cli + [
+    chunk = max(int(SETTINGS["chunk"]["minimum"]), int(farm.chunk))
+    argv = settings.cli + [
         "farm", "submit", settings.plate, "--model", settings.model, "--out", settings.out,
-        "--track", settings.track, _frames_arg(settings), "--chunk", str(chunk), "--engine", engine,
+        "--track", settings.track, _frames_arg(settings), "--chunk", str(chunk), "--engine", farm.engine,
+        "--name", farm.name, "--job-dir", farm.job_dir, "--priority", str(int(farm.priority)),
         "--face", settings.face, "--smooth", _smoothing(settings), "--device", settings.device,
     ] + _render_options(settings) + _colour(settings) + _holdout(settings)
+    for flag, value in (("--pool", farm.pool), ("--group", farm.group), ("--tags", farm.tags),
+                        ("--facegraft-exe", farm.facegraft_exe)):
+        if value:
+            argv += [flag, value]
+    if farm.dry_run:
+        argv.append("--dry-run")
+    return argv
 
 
 def model_info_argv(cli: List[str], model: str) -> List[str]:

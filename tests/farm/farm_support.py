@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -17,7 +18,7 @@ FACEGRAFT = str(Path(sys.executable).parent / "facegraft")
 EXPECTED = Path(__file__).parent / "expected"
 
 
-def write_plate(folder: Path, frames: range, name: str = "sh010") -> str:
+def write_plate(folder: Path, frames: Iterable[int], name: str = "sh010") -> str:
     """A tiny half-float EXR sequence (real files, written through OIIO)."""
     folder.mkdir(parents=True, exist_ok=True)
     spec = exr.new_spec(8, 8, ["R", "G", "B"], np.float16)

@@ -157,3 +157,55 @@ def test_progress_counts_the_render_done_field(shot_files: dict[str, str]) -> No
                           counter)
     batch._child_line(shot, json.dumps({"event": "progress", "stage": "track", "done": 3, "total": 10}), counter)
     assert counter.steps == [6, 1, 3]
+
+
+def test_a_shot_is_skipped_only_when_every_frame_is_up_to_date(tmp_path: Path) -> None:
+    """Render a shot, re-run (skipped), replace its model file, re-run: rendered again, no frame of the first model left."""
+    from render_fixtures import FIRST, aligned_transform, make_plate, make_track
+
+    from facegraft.inference.models.formats import read_info
+    from facegraft.inference.track.trackfile import save_track
+
+    frames = range(FIRST, FIRST + 3)
+    plate = make_plate(tmp_path / "plates", frames=frames)
+    save_track(make_track(frames, aligned_transform(64, "whole_face", (64, 40))), tmp_path / "sh010.fgtrack.json")
+    model = tmp_path / "models" / "face.onnx"
+    model.parent.mkdir()
+    build_identity_model(model, 64, shift=[0.05, 0, 0])
+    path = tmp_path / "shots.yaml"
+    path.write_text(yaml.safe_dump({"shots": [{"name": "sh010", "plate": plate, "model": "models/face.onnx",
+                                               "out": "out/sh010.####.exr", "track": "sh010.fgtrack.json",
+                                               "options": {"device": "cpu", "feather": 2}}]}))
+
+    def run() -> dict[str, list[str]]:
+        result = facegraft("batch", str(path), "--json-progress", timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        states: dict[str, list[str]] = {}
+        for event in _events(result.stdout):
+            if event.get("event") == "shot":
+                states.setdefault(event["shot"], []).append(event["state"])
+        return states
+
+    assert run()["sh010"][-1] == "done"
+    assert run()["sh010"] == ["skipped"]
+    assert "complete and up to date, skipped" in facegraft("batch", str(path), "--dry-run").stdout
+    build_identity_model(model, 64, shift=[0, 0.1, 0])  # a better model exported to the same path
+    plan = facegraft("batch", str(path), "--dry-run").stdout
+    assert "0 of 3 frames up to date; 3 to render again (3 model changed)" in plan, plan
+    states = run()["sh010"]
+    assert "skipped" not in states and states[-1] == "done"
+    new_hash = read_info(str(model)).content_hash
+    for out in _frames(tmp_path / "out", "sh010", frames):
+        assert exr.read_header(out).get_string_attribute("facegraft/model_hash") == new_hash
+    assert run()["sh010"] == ["skipped"]
+
+
+def test_a_missing_holdout_fails_the_batch_before_any_work(shot_files: dict[str, str]) -> None:
+    root = Path(shot_files["root"])
+    (root / "identity.onnx").write_bytes(Path(shot_files["model"]).read_bytes())
+    path = _yaml(root, "plates/sh010.####.exr", "held",
+                 [{"name": "a", "frames": "1001-1004", "options": {"holdout": "roto/hands.####.exr"}}])
+    result = facegraft("batch", str(path))
+    assert result.returncode == 2
+    assert "shot 1 ('a')" in result.stderr and "the holdout has 4 missing frame(s): 1001-1004" in result.stderr
+    assert not (root / "held").exists()

@@ -11,6 +11,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 from xml.dom import minidom
 
@@ -30,13 +31,15 @@ from facegraft.inference.io.sequence import format_frames
 
 EXE = ("/opt/facegraft/bin/facegraft",)
 OPTIONS = {"color_match": "rct", "blend": "multiband", "erode": 4, "feather": 12, "face": "largest", "smooth": 0.5}
+WHEN = time.mktime((2024, 3, 1, 14, 30, 5, 0, 0, -1))  # submitted at 2024-03-01 14:30:05 local time
 
 
-def _job(shot_files: dict[str, str], frames: str = "1001-1024", chunk: int = 10, **kw: object) -> FarmJob:
+def _job(shot_files: dict[str, str], frames: str = "1001-1024", chunk: int = 10,
+         engine_options: dict | None = None, **kw: object) -> FarmJob:
     shot = make_shot(shot_files["plate"], shot_files["model"], shot_files["out"], frames=frames, options=OPTIONS)
+    engine = {"user": "td", "show": "demo", "shot": "sh010", "pool": "faces", "group": "gpu", **(engine_options or {})}
     return make_job(shot, chunk=chunk, executable=EXE, tags=("gpu", "facegraft"), memory_gb=24,
-                    engine_options={"user": "td", "show": "demo", "shot": "sh010", "pool": "faces", "group": "gpu"},
-                    **kw)  # type: ignore[arg-type]
+                    engine_options=engine, when=WHEN, **kw)  # type: ignore[arg-type]
 
 
 def _frames(spec: str) -> list[int]:
@@ -176,8 +179,10 @@ def _info(text: str) -> dict[str, str]:
 
 def test_deadline_files_match_golden(shot_files: dict[str, str], tmp_path: Path) -> None:
     files = deadline.files(_job(shot_files), Path(shot_files["root"]) / "jobs" / "sh010")
+    assert deadline.plugin_files().items() <= files.items()  # the plugin to install (tested on its own)
     for name, text in files.items():
-        _golden(f"deadline/{name}", _normalise(text, shot_files["root"]))
+        if name not in deadline.PLUGIN_FILES:
+            _golden(f"deadline/{name}", _normalise(text, shot_files["root"]))
 
 
 @pytest.mark.parametrize(("frames", "chunk"), [("1001-1024", 10), ("1001-1024x3", 2), ("1001-1024", 1)])
@@ -186,7 +191,7 @@ def test_deadline_tasks_run_exactly_the_chunks(shot_files: dict[str, str], tmp_p
     files = deadline.files(job, tmp_path)
     render, plugin = _info(files[deadline.RENDER_JOB]), _info(files[deadline.RENDER_PLUGIN])
     track = _info(files[deadline.TRACK_JOB])
-    assert render["Plugin"] == track["Plugin"] == "CommandLine"
+    assert render["Plugin"] == track["Plugin"] == "FaceGraft"
     assert (track["Frames"], track["ChunkSize"]) == ("1001", "1")
     assert _frames(render["Frames"]) == list(job.shot.frames) and render["ChunkSize"] == str(chunk)
     assert render["LimitGroups"] == "gpu,facegraft" and render["Pool"] == "faces"
@@ -225,3 +230,120 @@ def test_opencue_import_is_lazy() -> None:
     code = "import sys, facegraft.farm.submit, facegraft.cli.main; print(any(m.split('.')[0] in ('outline', 'opencue') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+# --- job names, devices, commands ------------------------------------------------------------
+
+def test_default_job_names_name_the_shot_the_model_and_the_time(shot_files: dict[str, str]) -> None:
+    shot = make_shot(shot_files["plate"], shot_files["model"], shot_files["out"], frames="1001-1010")
+    first = make_job(shot, chunk=5, executable=EXE, when=WHEN)
+    later = make_job(shot, chunk=5, executable=EXE, when=WHEN + 61)
+    assert first.name == "facegraft_sh010_swap_sh010_actor_20240301-143005"
+    assert later.name == "facegraft_sh010_swap_sh010_actor_20240301-143106"
+    odd = make_shot(shot_files["plate"], shot_files["model"], shot_files["out"], frames="1001-1010")
+    odd = type(odd)(**{**odd.__dict__, "model": "/m/actor v2 (final).onnx"})
+    assert make_job(odd, chunk=5, executable=EXE, when=WHEN).name == "facegraft_sh010_swap_actor_v2_final_20240301-143005"
+    assert make_job(shot, chunk=5, executable=EXE, name="mine").name == "mine"
+
+
+def test_gpu_render_tasks_name_their_device(shot_files: dict[str, str]) -> None:
+    def device(job: FarmJob) -> str | None:
+        argv = job.tasks()[1].argv
+        return argv[argv.index("--device") + 1] if "--device" in argv else None
+
+    shot = make_shot(shot_files["plate"], shot_files["model"], shot_files["out"], frames="1001-1010")
+    assert device(make_job(shot, chunk=5, executable=EXE)) == "cuda"
+    assert device(make_job(shot, chunk=5, executable=EXE, gpu_device="tensorrt")) == "tensorrt"
+    assert device(make_job(shot, chunk=5, executable=EXE, gpu=False)) is None  # a CPU job keeps auto
+    chosen = make_shot(shot_files["plate"], shot_files["model"], shot_files["out"], frames="1001-1010",
+                       options={"device": "cpu"})
+    assert device(make_job(chosen, chunk=5, executable=EXE)) == "cpu"  # --device given wins
+    assert "--device" not in make_job(shot, chunk=5, executable=EXE).tasks()[0].argv  # tracking is unchanged
+    with pytest.raises(FaceGraftError, match="--gpu-device must be one of cuda, tensorrt"):
+        make_job(shot, chunk=5, executable=EXE, gpu_device="cpu")
+
+
+def test_opencue_commands_keep_spaces_and_quotes_whatever_pyoutline_does_with_them(tmp_path: Path) -> None:
+    from farm_support import write_plate
+    from render_models import build_identity_model
+
+    root = tmp_path / "it's my shot"
+    plate = write_plate(root / "plates", range(1, 4))
+    build_identity_model(root / "m.onnx", res=64)
+    shot = make_shot(plate, str(root / "m.onnx"), str(root / "out" / "o.####.exr"))
+    job = make_job(shot, chunk=2, executable=EXE, when=WHEN)
+    outline_ = opencue.build_outline(job)
+    for layer, task in zip(outline_.get_layers(), job.tasks()):
+        words = layer.get_arg("command")
+        assert isinstance(words, list)  # joined with spaces by every pyoutline: old and new the same line
+        line = " ".join(words)
+        assert shlex.split(line.replace(opencue.FRAMES_TOKEN, str(task.frames))) == list(task.argv)
+    dom = minidom.parseString(opencue.spec(job))
+    cmds = [el.firstChild.data for el in dom.getElementsByTagName("cmd")]  # type: ignore[union-attr]
+    assert shlex.split(cmds[0]) == list(job.tasks()[0].argv) and plate in shlex.split(cmds[1])
+
+
+# --- Deadline: the FaceGraft plugin ----------------------------------------------------------
+
+def test_deadline_jobs_use_the_facegraft_plugin_or_the_command_line_one(shot_files: dict[str, str], tmp_path: Path) -> None:
+    files = deadline.files(_job(shot_files), tmp_path)
+    assert _info(files[deadline.RENDER_JOB])["Plugin"] == "FaceGraft"
+    assert _info(files[deadline.RENDER_PLUGIN])["ProgressRegex"] == deadline.PROGRESS_REGEX
+    assert set(deadline.PLUGIN_FILES) <= set(files)
+    plain = deadline.files(_job(shot_files, engine_options={"deadline_plugin": "CommandLine"}), tmp_path)
+    assert _info(plain[deadline.RENDER_JOB])["Plugin"] == "CommandLine"
+    assert "ProgressRegex" not in plain[deadline.RENDER_PLUGIN] and not set(deadline.PLUGIN_FILES) & set(plain)
+
+
+def _render_progress_lines(tmp_path: Path) -> list[str]:
+    """The stdout of a real `facegraft render --json-progress` of four frames."""
+    from render_fixtures import FIRST, aligned_transform, make_plate, make_track
+    from render_models import build_identity_model
+
+    from facegraft.inference.track.trackfile import save_track
+
+    plate = make_plate(tmp_path / "plate", frames=range(FIRST, FIRST + 4))
+    save_track(make_track(range(FIRST, FIRST + 4), aligned_transform(64, "whole_face", (64, 40))), tmp_path / "t.json")
+    build_identity_model(tmp_path / "m.onnx", 64)
+    result = subprocess.run([sys.executable, "-m", "facegraft.cli.main", "render", plate, "--track",
+                             str(tmp_path / "t.json"), "--model", str(tmp_path / "m.onnx"), "--out",
+                             str(tmp_path / "out" / "r.####.exr"), "--json-progress"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_the_facegraft_plugin_shows_each_frame_of_a_real_render(shot_files: dict[str, str], tmp_path: Path) -> None:
+    from fake_deadline import load_plugin
+
+    files = deadline.files(_job(shot_files, frames="1001-1024", chunk=10), tmp_path)
+    module = load_plugin(files["FaceGraft/FaceGraft.py"])
+    plugin = module.GetDeadlinePlugin()
+    plugin.plugin_info = _info(files[deadline.RENDER_PLUGIN])
+    plugin.start_frame, plugin.end_frame = 1011, 1020
+    plugin.InitializeProcessCallback()
+    assert plugin.PluginType == "Simple" and plugin.StdoutHandling
+    # the command Deadline runs for the task 1011-1020: the job's own command line for that chunk
+    argv = [plugin.RenderExecutableCallback(), *shlex.split(plugin.RenderArgumentCallback())]
+    _same_command(argv, _job(shot_files, frames="1001-1024", chunk=10).tasks()[2].argv)
+    for line in _render_progress_lines(tmp_path):
+        plugin.feed(line)
+    assert plugin.progress == [25.0, 50.0, 75.0, 100.0]
+    assert plugin.status[0] == "facegraft render: frame 1001, 1 of 4" and plugin.status[-1].endswith("4 of 4")
+    plugin.feed('{"event": "error", "message": "file not found", "file": "/p/a.1003.exr", "frame": 1003, "hint": "h"}')
+    assert plugin.warnings == ["facegraft: /p/a.1003.exr: frame 1003: file not found (hint: h)"]
+    plugin.CheckExitCodeCallback(0)
+    for code, words in ((7, "storage failed"), (6, "another worker"), (2, "will not help"), (1, "crash")):
+        with pytest.raises(RuntimeError):
+            plugin.CheckExitCodeCallback(code)
+        assert f"code {code}: " in str(plugin.failed) and words in str(plugin.failed)
+    module.CleanupDeadlinePlugin(plugin)
+
+
+def test_the_facegraft_plugin_files_are_what_deadline_loads() -> None:
+    files = deadline.plugin_files()
+    assert "def GetDeadlinePlugin()" in files["FaceGraft/FaceGraft.py"]
+    assert "def CleanupDeadlinePlugin(" in files["FaceGraft/FaceGraft.py"]
+    assert f"PROGRESS_REGEX = r'{deadline.PROGRESS_REGEX}'" in files["FaceGraft/FaceGraft.py"]  # one regex, both sides
+    for name in ("FaceGraft/FaceGraft.param", "FaceGraft/FaceGraft.dlinit"):
+        assert "ConcurrentTasks" in files[name]

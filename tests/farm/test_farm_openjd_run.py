@@ -43,7 +43,7 @@ def chunked(single_face_plate: str, tmp_path_factory: pytest.TempPathFactory) ->
                     "--frames", "1001-1012", "--device", "cpu", timeout=600)
     assert one.returncode == 0, one.stderr[-4000:]
     return {"root": str(root), "plate": single_face_plate, "model": model, "out": out, "track": track,
-            "single": single, "log": result.stdout, "code": code}
+            "single": single, "log": result.stderr, "code": code}
 
 
 def test_openjd_ran_track_then_three_chunks(chunked: dict[str, str]) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from farm_support import facegraft
+from farm_support import facegraft, write_plate
 
 from facegraft.cli.main import build_parser
 from facegraft.farm import deadline, engines, opencue, openjd, shot_options
@@ -20,7 +20,8 @@ from facegraft.inference.render.settings import SETTINGS
 GIVEN = {"plate_colorspace": "Linear Rec.709 (sRGB)", "ocio_config": "/shows/x/config.ocio", "face": "2",
          "smooth": "0.25", "device": "cpu", "color_match": "lct", "blend": "multiband", "erode": "-2.5",
          "feather": "3", "on_error": "hold", "holdout": "/roto/hands.####.exr", "holdout_channel": "R",
-         "compression": "dwaa", "layers": "swap,stmap", "batch": "2", "threads": "3"}
+         "compression": "dwaa", "layers": "swap,stmap", "batch": "2", "threads": "3", "precision": "fp16",
+         "plate_part": "beauty", "occlusion": "none"}
 
 
 def _subparser(parser, *path: str):  # type: ignore[no-untyped-def]
@@ -104,8 +105,11 @@ def test_batch_file_options_are_checked_by_the_schema(shot_files: dict[str, str]
     assert words in err.value.describe(), err.value.describe()
 
 
-def test_batch_command_line_settings_override_the_file_for_every_shot(shot_files: dict[str, str]) -> None:
+def test_batch_command_line_settings_override_the_file_for_every_shot(shot_files: dict[str, str],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     root = Path(shot_files["root"])
+    monkeypatch.chdir(root)  # a holdout given on the command line is relative to the working folder
+    write_plate(root / "roto", range(1001, 1003), name="h")
     path = root / "shots.yaml"
     doc = {"defaults": {"plate": shot_files["plate"], "model": shot_files["model"],
                         "options": {"color_match": "hist", "erode": 1}},

@@ -1,6 +1,8 @@
 """Face space: similarity fit, crops at any resolution/coverage, exact inverse, STMap."""
 from __future__ import annotations
 
+import cv2
+import dfl_reference
 import numpy as np
 import pytest
 from tracking_support import synthetic_landmarks, template_mesh
@@ -100,3 +102,66 @@ def test_area_filter_for_big_downscales():
     truth = _transform(scale=1200.0, angle=0.0, tx=1000, ty=1000)
     face = align.crop(plate, truth, 32, "face")
     assert abs(float(face.std()) - 0.0) < 0.05  # aliasing would keep the noise's 0.29 std
+
+
+def _dfl_face(angle=0.2, scale=70.0, centre=(150.0, 120.0), seed=0) -> tuple[np.ndarray, np.ndarray]:
+    """A FaceMesh (plate px, centres at +0.5) placed and jittered, and its 68 points in
+    DeepFaceLab's convention (pixel centres at 0; the points DeepFaceLab does not use stay NaN)."""
+    mesh = synthetic_landmarks(_transform(scale=scale, angle=angle, tx=centre[0], ty=centre[1]))
+    mesh[:, :2] += np.random.default_rng(seed).normal(0.0, 0.8, (len(mesh), 2))  # no exact fit
+    lm68 = np.full((68, 2), np.nan)
+    for i68, i_mesh in align.MESH_OF_68.items():
+        lm68[i68] = mesh[i_mesh, :2] - 0.5
+    return mesh, lm68
+
+
+@pytest.mark.parametrize("angle, res", [(0.2, 128), (-0.5, 96), (0.0, 224)])
+def test_dfl_whole_face_is_deepfacelabs_crop(angle, res):
+    mesh, lm68 = _dfl_face(angle=angle)
+    expected = dfl_reference.whole_face_matrix(lm68, res)  # pixel index -> crop pixel index
+    transform = align.model_transform(align.DFL_WHOLE_FACE, np.eye(2, 3), mesh, res, "whole_face")
+    got = align.array_matrix(align.crop_matrix(transform, res, "whole_face"))
+    probe = np.array([[100.0, 80.0], [150.0, 120.0], [210.0, 170.0]])
+    assert np.abs(align.apply(got, probe) - align.apply(expected, probe)).max() < 1e-3  # crop px
+    # and the pixels: DeepFaceLab's warp of the plate is the crop the renderer cuts
+    plate = _gradient_plate(300, 320)
+    theirs = cv2.warpAffine(plate, expected, (res, res), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    ours = align.crop(plate, transform, res, "whole_face", interpolation="cubic")
+    assert np.abs(ours - theirs).max() < 1e-4  # half a pixel off would be 0.03
+
+
+def test_dfl_whole_face_is_larger_and_lower_than_facegrafts():
+    mesh, _ = _dfl_face(angle=0.3, seed=1)
+    tracked = align.face_transform(mesh)
+    dfl = align.model_transform(align.DFL_WHOLE_FACE, tracked, mesh, 256, "whole_face")
+    # both crops are "whole_face" of their face space: compare the face spaces' units in plate px
+    unit = np.array([[0.0, 0.0], [1.0, 0.0]])
+    size = np.linalg.norm(np.diff(align.apply(align.invert(dfl), unit), axis=0))
+    fg_size = np.linalg.norm(np.diff(align.apply(align.invert(tracked), unit), axis=0))
+    assert 1.03 < size / fg_size < 1.15  # DeepFaceLab's square is about 1.36 FaceGraft face units wide
+    centre = align.apply(align.compose(tracked, align.invert(dfl)), np.array([[0.5, 0.5]]))[0]
+    assert abs(centre[0] - 0.5) < 0.02 and 0.55 < centre[1] < 0.62  # lower: the chin in, less forehead
+    np.testing.assert_array_equal(align.model_transform(align.TEMPLATE_NAME, tracked, mesh, 256, "head"), tracked)
+
+
+def test_the_68_point_subset_fits_deepfacelabs_mean_face():
+    """On a neutral FaceMesh, the mapped points sit where DeepFaceLab's mean face has them; mapping
+    the face's sides the wrong way round would not fit."""
+    mesh = template_mesh()
+    points = align.dfl_points(mesh)
+    fit = align.estimate_similarity(points, dfl_reference.MEAN_FACE)
+    residual = np.linalg.norm(align.apply(fit, points) - dfl_reference.MEAN_FACE, axis=1)
+    assert np.sqrt((residual ** 2).mean()) < 0.05 and residual.max() < 0.08  # of the unit face
+    mirrored = points.copy()
+    mirrored[:, 0] = 1.0 - mirrored[:, 0]
+    bad = align.estimate_similarity(mirrored, dfl_reference.MEAN_FACE)
+    assert np.linalg.norm(align.apply(bad, mirrored) - dfl_reference.MEAN_FACE, axis=1).mean() > 3 * residual.mean()
+
+
+def test_templates_by_name():
+    assert set(align.TEMPLATES) == {align.TEMPLATE_NAME, align.DFL_WHOLE_FACE}
+    assert align.template(align.DFL_WHOLE_FACE).coverages == ("whole_face",)
+    with pytest.raises(ValueError, match="'insightface-112' is not implemented.*facegraft-5pt-v1, deepfacelab-wf"):
+        align.template("insightface-112")
+    with pytest.raises(ValueError, match="no coverage 'head'"):
+        align.template(align.DFL_WHOLE_FACE, "head")

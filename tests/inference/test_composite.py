@@ -1,12 +1,12 @@
 """The per-face composite on synthetic arrays: pass-through pixels bit for bit, the swap under a
-full matte, holdouts, matte shaping, colour match, and the packing into output channels."""
+full matte, holdouts, matte shaping, colour match, and the packing into the output's parts."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from render_fixtures import aligned_transform, make_face
 
-from facegraft.inference.io import colour, layers
+from facegraft.inference.io import colour, exr, layers
 from facegraft.inference.render import composite as comp
 from facegraft.inference.render import output
 from facegraft.inference.render.settings import RenderSettings
@@ -221,10 +221,10 @@ def test_over_is_premultiplied():
 
 
 @pytest.mark.parametrize("groups", [layers.ALL, (), ("stmap",)])
-def test_layers_packed_into_their_channels(groups):
+def test_beauty_and_layers_packed_into_their_parts(groups):
     plate_channels = ["R", "G", "B", "Z"]
-    lay = output.layout(plate_channels, [np.float16] * 4, groups)
-    assert lay.names == layers.channels(plate_channels, groups) and not lay.has_alpha
+    lay = output.layout(plate_channels, [np.float16] * 4)
+    assert lay.names == layers.beauty_channels(plate_channels) == ["R", "G", "B", "A", "Z"] and not lay.has_alpha
     stored = np.zeros((*SHAPE, 4), np.float16)
     stored[..., 3] = 9.0
     frame = output.FrameOutput(lay.runs, stored, len(lay.names), stored.dtype)
@@ -234,22 +234,34 @@ def test_layers_packed_into_their_channels(groups):
     output.pack(block, lay.index, face)
     np.testing.assert_array_equal(block[..., :3], face.rgb)
     assert np.all(block[..., lay.index["A"]] == 1.0) and np.all(block[..., lay.index["Z"]] == 9.0)
-    if "swap" in groups:
-        np.testing.assert_array_equal(block[..., lay.index["swap.A"]], face.matte)
-        np.testing.assert_array_equal(block[..., lay.index["swap.R"]:lay.index["swap.B"] + 1], face.swap)
-    if "stmap" in groups:
-        np.testing.assert_array_equal(block[..., lay.index["stmap.R"]], np.broadcast_to(face.stmap[0], SHAPE))
-    if "matte" in groups:
-        np.testing.assert_array_equal(block[..., lay.index["matte.face"]], face.face_matte)
-        assert not block[..., lay.index["matte.holdout"]].any()
+
+    parts = output.layer_parts(groups, lay.new_format)
+    assert [name for name, _, _ in parts] == [layers.PARTS[g] for g in layers.GROUPS if g in groups]
+    assert [c for _, channels, _ in parts for c in channels] == list(layers.facegraft_channels(groups))
+    holdout = np.linspace(0, 1, SHAPE[0] * SHAPE[1], dtype=np.float32).reshape(SHAPE)
+    for name, channels, dtype in parts:
+        assert dtype == (np.float32 if name == layers.PARTS["stmap"] else np.float16)
+        part = output.layer_pixels(channels, dtype, SHAPE, face, holdout)
+        assert part.shape == (*SHAPE, len(channels)) and part.dtype == dtype
+        index = {n: i for i, n in enumerate(channels)}
+        if "swap.A" in index:
+            np.testing.assert_array_equal(part[..., index["swap.A"]], face.matte)
+            np.testing.assert_array_equal(part[..., index["swap.R"]:index["swap.B"] + 1], face.swap)
+        if "stmap.R" in index:  # float32 as computed: not rounded to the plate's half
+            assert face.stmap is not None and face.stmap[0].dtype == np.float32
+            np.testing.assert_array_equal(part[..., index["stmap.R"]], np.broadcast_to(face.stmap[0], SHAPE))
+        if "matte.face" in index:
+            np.testing.assert_array_equal(part[..., index["matte.face"]], face.face_matte)
+            np.testing.assert_array_equal(part[..., index["matte.holdout"]], holdout.astype(np.float16))
+        empty = output.layer_pixels(channels, dtype, (1, 1))
+        assert empty.shape == (1, 1, len(channels)) and not empty.any()
 
 
 def test_rows_are_the_frame_off_the_face_with_the_face_region_pasted():
     rng = np.random.default_rng(3)
     stored = rng.standard_normal((20, 30, 4)).astype(np.float16)
     stored[1, 2, 0], stored[18, 25, 3] = np.nan, np.inf
-    holdout = rng.random((20, 30)).astype(np.float32)
-    lay = output.layout(["R", "G", "B", "Z"], [np.float16] * 4, layers.ALL, holdout)
+    lay = output.layout(["R", "G", "B", "Z"], [np.float16] * 4)
     frame = output.FrameOutput(lay.runs, stored, len(lay.names), stored.dtype)
     roi = (5, 12, 8, 20)
     frame.roi, frame.block = roi, np.full((7, 12, len(lay.names)), 2.0, np.float16)
@@ -259,5 +271,24 @@ def test_rows_are_the_frame_off_the_face_with_the_face_region_pasted():
     assert np.all(rows[face] == 2.0)
     for name, plane in [("R", stored[..., 0]), ("B", stored[..., 2]), ("Z", stored[..., 3])]:
         assert np.array_equal(_bits(rows[..., lay.index[name]][~face]), _bits(plane[~face]))
-    np.testing.assert_array_equal(rows[..., lay.index["matte.holdout"]][~face], holdout.astype(np.float16)[~face])
-    assert np.all(rows[..., lay.index["A"]][~face] == 1.0) and not rows[..., lay.index["swap.R"]][~face].any()
+    assert np.all(rows[..., lay.index["A"]][~face] == 1.0)
+
+
+def test_layers_part_window_and_part_names():
+    spec = exr.new_spec(30, 20, ["R", "G", "B"])
+    spec.x, spec.y = -4, -2
+    assert output.layers_window(spec, (5, 12, 8, 20)) == (4, 3, 12, 7)
+    assert output.layers_window(spec, (0, 0, 0, 0)) == (-4, -2, 1, 1)  # no face: one pixel
+    part = output.layers_header(spec, layers.PARTS["swap"], layers.SWAP, np.float16, (4, 3, 12, 7), {"facegraft/x": "1"})
+    assert (part.x, part.y, part.width, part.height) == (4, 3, 12, 7)
+    assert (part.full_width, part.full_height) == (30, 20) and str(part.format) == "half"
+    assert exr.part_name(part) == "facegraft_swap" and part.getattribute("compression") == "zip"
+    assert part.getattribute("facegraft/x") == "1"
+    beauty = exr.new_spec(30, 20, ["R", "G", "B"])
+    depth = exr.new_spec(30, 20, ["Z"])
+    depth.attribute("oiio:subimagename", "depth")
+    output.name_parts([beauty, depth, part])
+    assert [exr.part_name(s) for s in (beauty, depth, part)] == [layers.PLATE_PART, "depth", "facegraft_swap"]
+    alone = exr.new_spec(30, 20, ["R", "G", "B"])
+    output.name_parts([alone])
+    assert exr.part_name(alone) == ""  # a single-part output stays unnamed

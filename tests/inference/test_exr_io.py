@@ -137,3 +137,28 @@ def test_per_channel_formats_convert_a_float_buffer_channel_by_channel(tmp_path)
     assert np.array_equal(back.pixels, pixels)
     same = exr.make_spec(spec, ["R", "G"], formats=[np.float16, np.float16])
     assert str(same.format) == "half" and not same.channelformats
+
+
+def test_write_parts_needs_distinct_names_and_one_part_is_write_image(tmp_path):
+    pixels, spec = _plate()
+    exr.write_image(tmp_path / "one.exr", pixels, spec)
+    exr.write_parts(tmp_path / "part.exr", [exr.Part(spec, pixels=pixels)])
+    assert (tmp_path / "one.exr").read_bytes() == (tmp_path / "part.exr").read_bytes()
+    named = exr.make_spec(spec, CHANNELS)
+    named.attribute("oiio:subimagename", "a")
+    for specs in ([spec, spec], [named, named]):
+        with pytest.raises(ValueError, match="distinct names"):
+            exr.write_parts(tmp_path / "bad.exr", [exr.Part(s, pixels=pixels) for s in specs])
+    other = exr.make_spec(spec, CHANNELS)
+    other.attribute("oiio:subimagename", "b")
+    with pytest.raises(ValueError, match="do not match"):
+        exr.write_parts(tmp_path / "bad.exr", [exr.Part(named, pixels=pixels), exr.Part(other, pixels=pixels[:2])])
+    assert not (tmp_path / "bad.exr").exists()
+    halved = pixels / np.float16(2)
+    exr.write_parts(tmp_path / "two.exr", [exr.Part(named, pixels=pixels), exr.Part(other, pixels=halved)])
+    assert [exr.part_name(s) for s in exr.read_headers(tmp_path / "two.exr")] == ["a", "b"]
+    b = exr.read_image(tmp_path / "two.exr", part="b")
+    assert np.array_equal(b.get(["R"], np.float16).view(np.uint16), halved[..., :1].view(np.uint16))
+    assert exr.read_image(tmp_path / "two.exr", part=0).part_name == "a"
+    with pytest.raises(FaceGraftError, match="no part 'c'"):
+        exr.read_image(tmp_path / "two.exr", part="c")

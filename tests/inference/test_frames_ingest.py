@@ -49,7 +49,7 @@ def test_sequence_source_errors(single_face_plate, tmp_path):
     # a plate without RGB channels
     spec = exr.new_spec(8, 8, ["Y"], np.float16)
     exr.write_image(tmp_path / "grey.1001.exr", np.zeros((8, 8, 1), np.float16), spec)
-    with pytest.raises(BadFrameError, match="no channel 'R'"):
+    with pytest.raises(BadFrameError, match=r"frame 1001: no R, G and B channels \(channels: Y\)"):
         SequenceSource(str(tmp_path / "grey.####.exr")).read(1001)
 
 
@@ -107,3 +107,75 @@ def test_ingest_of_an_image_sequence_keeps_its_numbers(tmp_path):
         ingest(str(tmp_path / "scan.####.png"), str(tmp_path / "out" / "p.####.exr"), frames="1001")
     video = ingest(str(assets.footage_path("single_face.mp4")), str(tmp_path / "v.####.exr"), start=101, frames="102")
     assert exr.read_header(video[0]).getattribute("facegraft/source_frame") == 2
+
+
+def test_a_converted_plate_renders_in_the_plate_space_everywhere(tmp_path):
+    """A non-EXR sequence is converted on read (sRGB texture -> ACEScg): the render's beauty holds
+    the converted plate outside the matte too, not the file's encoded values."""
+    import cv2
+    from render_fixtures import make_track, rotated_transform
+    from render_models import build_identity_model
+
+    from facegraft.inference.models import face_model
+    from facegraft.inference.render.renderer import render_shot
+    from facegraft.inference.render.settings import RenderSettings
+
+    for frame in (1001, 1002):
+        image = np.full((144, 192, 3), 128, np.uint8)
+        image[..., 2] = np.arange(192)[None] % 256  # a ramp in R (OpenCV writes BGR)
+        cv2.imwrite(str(tmp_path / f"s.{frame}.png"), image)
+    source = open_source(str(tmp_path / "s.####.png"))
+    model = face_model.load(build_identity_model(tmp_path / "m.onnx", 64), device="cpu")
+    render_shot(source, make_track([1001, 1002], rotated_transform((96, 72), 44, 15)), model,
+                str(tmp_path / "o" / "r.####.exr"), RenderSettings(erode=0, feather=4, color_match="none", blend="alpha"))
+    out, plate = exr.read_image(tmp_path / "o" / "r.1001.exr"), source.read(1001)
+    matte = out.get(["swap.A"])[..., 0]
+    assert (matte == 0).sum() > 1000 and (matte > 0.99).sum() > 500
+    np.testing.assert_array_equal(out.rgb()[matte == 0], plate.rgb[matte == 0])
+    np.testing.assert_allclose(out.rgb()[matte > 0.99], plate.rgb[matte > 0.99], atol=1e-3)  # identity model
+
+
+def test_an_exr_still_is_read_through_openimageio_with_its_float_pixels(tmp_path):
+    """A still is a one-frame sequence, read like a plate frame: float values above 1, below 0,
+    NaN and Inf exactly as stored (the video reader would give 8-bit display-referred values)."""
+    from facegraft.inference.io.frames import is_still, is_video
+    from facegraft.inference.io.sequence import SequencePattern
+
+    rng = np.random.default_rng(3)
+    pixels = (rng.normal(size=(9, 16, 3)) * 4).astype(np.float32)
+    pixels[2, 3] = [np.inf, np.nan, -7.5]
+    exr.write_image(tmp_path / "still.exr", pixels, exr.new_spec(16, 9, ["R", "G", "B"], np.float32))
+    still = str(tmp_path / "still.exr")
+    source = open_source(still)
+    assert isinstance(source, SequenceSource) and source.frames == [1] and source.name == still
+    assert source.sequence == SequencePattern(still, still=1) and source.path(1) == still
+    np.testing.assert_array_equal(source.read(1).rgb, pixels)
+    assert np.isnan(source.read_parts(1).rgb[2, 3, 1]) and source.read_parts(1).rgb.dtype == np.float32
+    assert open_source(still, start=1001).frames == [1001]  # ingest numbers a still like a video
+    with pytest.raises(FaceGraftError, match=r"no part 'left' \(parts: 0 \(R, G, B\)\)"):
+        open_source(still, part="left").read(1)
+    with pytest.raises(FaceGraftError, match="file not found"):
+        open_source(str(tmp_path / "nothing.exr"))
+    assert is_still(still) and is_still("ref/face.png") and not is_still("plates/sh010.####.exr")
+    assert is_video("clip.mp4") and is_video("clip.MTS") and not is_video(still) and not is_video("p.####.png")
+
+
+def test_an_8bit_still_reads_as_the_video_reader_decoded_it(tmp_path):
+    """The same pixels as before stills went through OpenImageIO: 8-bit sRGB, converted to the plate space."""
+    import cv2
+
+    image = np.zeros((10, 12, 3), np.uint8)
+    image[..., 0], image[..., 1], image[..., 2] = np.arange(12)[None] * 20, 90, 200  # B, G, R
+    cv2.imwrite(str(tmp_path / "ref.png"), image)
+    source = open_source(str(tmp_path / "ref.png"))
+    assert isinstance(source, SequenceSource) and source.converts
+    np.testing.assert_allclose(source.read(1).rgb, VideoSource(str(tmp_path / "ref.png")).read(1).rgb, atol=1e-6)
+
+
+def test_a_sequence_source_takes_a_sequence_pattern(single_face_plate):
+    from facegraft.inference.io.sequence import SequencePattern
+
+    pattern = SequencePattern(single_face_plate)
+    source = SequenceSource(pattern, frames="1001-1002")
+    assert source.sequence is pattern and source.name == single_face_plate and source.frames == [1001, 1002]
+    np.testing.assert_array_equal(source.read(1001).rgb, SequenceSource(single_face_plate).read(1001).rgb)

@@ -109,7 +109,7 @@ def test_roi_matrix_maps_centre_and_eye_line() -> None:
 
 
 def test_batched_iris_graph_matches_the_converted_one(models: landmarks.LandmarkModels) -> None:
-    """The iris graph re-shaped for a batch (and cut to its iris output) gives what the file gives per eye."""
+    """The iris graph re-shaped for a batch gives, on both outputs (eye contours, iris), what the file gives per eye."""
     from facegraft.inference import assets
     from facegraft.inference.models import runtime
 
@@ -118,10 +118,65 @@ def test_batched_iris_graph_matches_the_converted_one(models: landmarks.Landmark
     name = original.get_inputs()[0].name
     crops = np.random.default_rng(1).random((2, 3, landmarks.IRIS_SIZE, landmarks.IRIS_SIZE), dtype=np.float32)
     together = models.iris.run(None, {models._iris_in: crops})
-    assert len(together) == 1 and together[0].shape == (2, 15)
+    assert [t.shape for t in together] == [(2, 213), (2, 15)]
     for i in range(2):
-        alone = original.run(None, {name: crops[i:i + 1]})[landmarks.IRIS_OUTPUT]
-        assert np.allclose(together[0][i], alone[0], atol=1e-5)
+        alone = original.run(None, {name: crops[i:i + 1]})
+        for output in (landmarks.CONTOUR_OUTPUT, landmarks.IRIS_OUTPUT):
+            assert np.allclose(together[output][i], alone[output][0], atol=1e-5)
+
+
+def test_iris_model_lids_replace_the_mesh_lids(models: landmarks.LandmarkModels, frame: np.ndarray,
+                                              detection: detect.Detection) -> None:
+    """Lid points move to the eye contour's in x and y; corners, depth and every other point stay."""
+    first = _refined(models, frame, detection)
+    mesh, presence = models.mesh_points(frame, first.roi, (0, 0), "ACEScg")
+    points = models.with_iris(frame, mesh, presence, first.roi, (0, 0), "ACEScg").points
+    lids = [i for eye in landmarks.LID_MESH for i in eye]
+    others = np.setdiff1d(np.arange(468), lids)
+    assert np.array_equal(points[others], mesh[others]) and np.array_equal(points[lids, 2], mesh[lids, 2])
+    moved = np.linalg.norm(points[lids, :2] - mesh[lids, :2], axis=1)
+    eye_width = np.linalg.norm(mesh[33, :2] - mesh[133, :2])
+    assert moved.max() > 0 and moved.mean() < 0.25 * eye_width  # on the same eyes, not elsewhere
+    eyes = models.eye_points(frame, mesh, (0, 0), "ACEScg")
+    for indices, contour in zip(landmarks.LID_MESH, eyes.lids):  # lower lid below the upper, inside the corners
+        assert contour[3, 1] > contour[11, 1]
+        assert np.array_equal(points[list(indices), :2], contour[:, :2])
+    # a face FaceMesh is unsure of keeps its own lids (and eye centres for irises), as the iris does
+    weak = models.with_iris(frame, mesh, landmarks.PRESENCE_THRESHOLD / 2, first.roi, (0, 0), "ACEScg").points
+    assert np.array_equal(weak[:468], mesh)
+
+
+# 0-based frames of WolfgangLanger_Pexels.mp4 (every 10th decoded), judged on the picture: eyes shut
+# (16-95, 441-471) and open (most of 140-380)
+SHUT_FRAMES = (20, 50, 80, 450, 460)
+OPEN_FRAMES = (160, 220, 300, 350)
+
+
+@pytest.fixture(scope="module")
+def woman_landmarks(models: landmarks.LandmarkModels) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per frame: (478 points with the iris model's lids, the mesh's own 468 points)."""
+    every_tenth = clip_frames("WolfgangLanger_Pexels.mp4", 47, step=10)
+    frames = {i: every_tenth[i // 10] for i in SHUT_FRAMES + OPEN_FRAMES}
+    detectors = detect.Detectors(device="cpu", threads=1)
+    out = {}
+    for index, rgb in frames.items():
+        result = _refined(models, rgb, detectors.detect(rgb, plate_space="ACEScg")[0])
+        mesh, _ = models.mesh_points(rgb, result.roi, (0, 0), "ACEScg")
+        out[index] = (result.points, mesh)
+    return out
+
+
+def test_eye_openness_separates_shut_from_open_eyes_on_real_footage(
+        woman_landmarks: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
+    from facegraft.inference.track import expression
+
+    shut = np.array([expression.eye_openness(woman_landmarks[i][0]) for i in SHUT_FRAMES])
+    opened = np.array([expression.eye_openness(woman_landmarks[i][0]) for i in OPEN_FRAMES])
+    assert (shut < expression.EYE_SHUT).all(), shut
+    assert (opened > expression.EYE_OPEN).all(), opened
+    # FaceMesh's own lids do not close: the reason the iris model's lids replace them
+    mesh_shut = np.array([expression.eye_openness(woman_landmarks[i][1]) for i in SHUT_FRAMES])
+    assert (mesh_shut > expression.EYE_SHUT).all(), mesh_shut
 
 
 def test_a_graph_with_a_batch_dependent_reshape_is_left_alone(tmp_path: Path) -> None:

@@ -52,3 +52,25 @@ def test_erode_and_feather():
     assert grown[26, 50] == 1
     soft = mattes.erode_feather(square, feather=8)
     assert 0.3 < soft[30, 50] < 0.7 and soft[50, 50] > 0.99
+
+
+def test_eye_mattes_follow_a_blink_on_real_footage():
+    """The eye regions are drawn from the lid points, which come from the iris model's eye contour:
+    on a frame where the woman's eyes are shut they shrink to a sliver."""
+    from tracking_support import clip_frames
+
+    from facegraft.inference.track import detect, landmarks
+
+    models = landmarks.LandmarkModels(device="cpu", threads=1)
+    detectors = detect.Detectors(device="cpu", threads=1)
+    every_tenth = clip_frames("WolfgangLanger_Pexels.mp4", 47, step=10)
+    area = {}
+    for name, index in (("shut", 50), ("open", 300)):  # 0-based frames of the clip
+        rgb = every_tenth[index // 10]
+        first = models.landmarks(rgb, landmarks.roi_from_detection(detectors.detect(rgb, plate_space="ACEScg")[0]),
+                                 (0, 0), "ACEScg")
+        points = models.landmarks(rgb, landmarks.roi_from_landmarks(first.points), (0, 0), "ACEScg").points
+        regions = mattes.region_mattes(points, rgb.shape[:2], ("left_eye", "right_eye"))
+        widths = np.array([np.linalg.norm(points[a, :2] - points[b, :2]) for a, b in ((33, 133), (362, 263))])
+        area[name] = np.array([regions["left_eye"].sum(), regions["right_eye"].sum()]) / widths**2
+    assert (area["shut"] < 0.5 * area["open"]).all(), area

@@ -9,6 +9,7 @@ import pytest
 from render_models import build_identity_model
 
 from facegraft.inference.errors import ModelFileError
+from facegraft.inference.io import colour
 from facegraft.inference.models import face_model, formats, modelfile, onnx_graph
 
 
@@ -20,6 +21,9 @@ def test_stamp_and_read_round_trip(tmp_path):
     assert (info.source, info.target) == ("source_actor", "plate_actor")
     assert info.provenance["steps"] == 0 and "facegraft_version" in info.provenance
     assert info.template == "facegraft-5pt-v1"
+    # the OCIO config is recorded by its versioned name, not the alias that changes with OCIO
+    assert info.ocio_config == colour.resolve_config(colour.DEFAULT_CONFIG) != colour.DEFAULT_CONFIG
+    assert info.ocio_config.startswith("ocio://studio-config-v")
     assert info.input_name == "face" and info.output_names == ("swap", "mask")
     assert info.batch is None
     assert info.content_hash == onnx_graph.content_hash(onnx.load(str(path)))
@@ -84,6 +88,9 @@ def test_stamp_refuses_wrong_shapes(tmp_path):
     with pytest.raises(ModelFileError, match="unknown coverage"):
         modelfile.stamp(onnx.load(str(path)), resolution=16, coverage="torso", colorspace="ACEScct",
                         source="a", target="b")
+    with pytest.raises(ModelFileError, match="crop template 'deepfacelab-wf' with coverage 'head'"):
+        modelfile.stamp(onnx.load(str(path)), resolution=16, coverage="head", colorspace="ACEScct",
+                        source="a", target="b", template="deepfacelab-wf")
 
 
 def test_tampered_weights_detected(tmp_path):

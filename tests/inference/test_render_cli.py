@@ -2,19 +2,16 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from render_fixtures import FIRST, aligned_transform, make_plate, make_track
-from render_models import build_conv_model, build_identity_model
+from render_models import build_identity_model
 
-from facegraft.inference.io import exr, frames
+from facegraft.inference.io import colour, exr, frames
 from facegraft.inference.models import face_model
 from facegraft.inference.render import renderer
 from facegraft.inference.track.trackfile import save_track
@@ -97,39 +94,6 @@ def test_corrupt_plate_frame_exit_4(shot, tmp_path):
     assert sorted(p.name for p in (tmp_path / "skip").iterdir()) == ["r.1001.exr", "r.1003.exr", "r.1004.exr"]
 
 
-@pytest.mark.slow
-def test_killed_render_resumes_cleanly(shot, tmp_path):
-    model = build_conv_model(tmp_path / "heavy.onnx", res=64, layers=6, width=48)
-    out = tmp_path / "out" / "r.####.exr"
-    args = [*FACEGRAFT, "render", shot["plate"], "--track", shot["track"], "--model", model, "--out", out,
-            "--batch", "1", "--json-progress"]
-    process = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                               start_new_session=True)
-    assert process.stdout is not None
-    deadline = time.time() + 60
-    for line in process.stdout:
-        if json.loads(line)["event"] == "progress" or time.time() > deadline:
-            break
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-    written = sorted((tmp_path / "out").iterdir())
-    finished = [p for p in written if not p.name.startswith(".")]
-    assert 1 <= len(finished) < 10
-    for path in finished:  # whatever exists is a whole frame
-        assert exr.is_complete(path) and exr.read_image(path).pixels.shape[-1] == 13
-    result = subprocess.run(list(map(str, args)), capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout.splitlines()[-1])
-    assert summary["existing"] and summary["rendered"]
-    names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == [f"r.{f}.exr" for f in range(FIRST, FIRST + 10)]  # no temporary files left
-    clean = tmp_path / "clean" / "r.####.exr"
-    clean_args = [*FACEGRAFT, "render", shot["plate"], "--track", shot["track"], "--model", model, "--out", clean]
-    subprocess.run(list(map(str, clean_args)), check=True, capture_output=True, timeout=120)
-    for f in range(FIRST, FIRST + 10):
-        assert (tmp_path / "out" / f"r.{f}.exr").read_bytes() == (tmp_path / "clean" / f"r.{f}.exr").read_bytes()
-
-
 def test_real_track_on_sample_footage(single_face_plate, tmp_path):
     """The real tracker on the sample plate, then an identity render: the face comes back, the rest is untouched."""
     from facegraft.inference.track.tracker import track_shot
@@ -171,8 +135,9 @@ def test_render_defaults_are_the_declared_ones_and_the_old_ones_can_be_asked_for
     assert old.returncode == 0, old.stderr
     stamps = {name: json.loads(exr.read_header(tmp_path / f"{name}.{FIRST}.exr").get_string_attribute("facegraft/params"))
               for name in ("new", "old")}
-    for name in ("erode", "feather", "color_match", "blend", "holdout_channel", "plate_colorspace", "ocio_config"):
+    for name in ("erode", "feather", "color_match", "blend", "holdout_channel", "plate_colorspace", "plate_part"):
         assert stamps["new"][name] == default(name), name
+    assert stamps["new"]["ocio_config"] == colour.resolve_config(default("ocio_config"))  # the versioned URI
     assert (stamps["new"]["erode"], stamps["new"]["feather"], stamps["new"]["color_match"]) == (4, 12, "rct")
     assert (stamps["old"]["erode"], stamps["old"]["feather"], stamps["old"]["color_match"]) == (0, 0, "none")
     new, before = (exr.read_image(tmp_path / f"{name}.{FIRST}.exr").get(["swap.A"])[..., 0] for name in ("new", "old"))
@@ -180,3 +145,110 @@ def test_render_defaults_are_the_declared_ones_and_the_old_ones_can_be_asked_for
     solid_new, solid_before = (new > 0.999).sum(), (before > 0.999).sum()
     assert solid_before > 100 and solid_new < solid_before / 2, (solid_new, solid_before)
     assert 0 < new.sum() < before.sum() and new.max() > 0.5
+
+
+def test_render_takes_frame_files_for_the_plate_and_the_holdout(shot, tmp_path):
+    roto = tmp_path / "roto"
+    roto.mkdir()
+    spec = exr.new_spec(40, 30, ["A"], np.float16)
+    for frame in range(FIRST, FIRST + 10):
+        exr.write_image(roto / f"hands.{frame:04d}.exr", np.full((30, 40, 1), 0.5, np.float16), spec)
+    frame_file = shot["plate"].replace("####", f"{FIRST + 3:04d}")
+    base = ["render", "--track", shot["track"], "--model", shot["model"], "--frames", f"{FIRST}-{FIRST + 1}"]
+    by_file = _cli(*base, frame_file, "--holdout", roto / f"hands.{FIRST:04d}.exr", "--out", tmp_path / "a" / "r.####.exr")
+    assert by_file.returncode == 0, by_file.stderr
+    assert f"plate.{FIRST + 3}.exr is a frame of the sequence {shot['plate']} (10 frame(s) on disk" in by_file.stderr
+    assert f"hands.{FIRST}.exr is a frame of the sequence {roto / 'hands.####.exr'}" in by_file.stderr
+    by_pattern = _cli(*base, shot["plate"], "--holdout", roto / "hands.####.exr", "--out", tmp_path / "b" / "r.####.exr")
+    assert by_pattern.returncode == 0 and "is a frame of" not in by_pattern.stderr
+    for frame in (FIRST, FIRST + 1):
+        assert (tmp_path / "a" / f"r.{frame}.exr").read_bytes() == (tmp_path / "b" / f"r.{frame}.exr").read_bytes()
+    exr.write_image(roto / "matte.exr", np.full((30, 40, 1), 0.5, np.float16), spec)
+    still = _cli(*base, shot["plate"], "--holdout", roto / "matte.exr", "--out", tmp_path / "c" / "r.####.exr")
+    assert still.returncode == 2 and "the holdout is one still image, not a sequence" in still.stderr
+
+
+def test_render_out_must_be_a_pattern_and_says_which(shot, tmp_path):
+    result = _cli("render", shot["plate"], "--track", shot["track"], "--model", shot["model"],
+                  "--out", tmp_path / "r.1001.exr")
+    assert result.returncode == 2 and f"write the sequence as {tmp_path / 'r.####.exr'}" in result.stderr
+
+
+def _bits(a):
+    a = np.ascontiguousarray(a)
+    return a.view({2: np.uint16, 4: np.uint32}[a.dtype.itemsize])
+
+
+def _parts(path):
+    """Every part of ``path`` as stored: name -> (channels, pixels)."""
+    import OpenImageIO as oiio
+
+    source = oiio.ImageInput.open(str(path))
+    found = {}
+    try:
+        index = 0
+        while source.seek_subimage(index, 0):
+            spec = oiio.ImageSpec(source.spec())
+            pixels = np.asarray(source.read_image(index, 0, 0, spec.nchannels, "float"))
+            found[exr.part_name(spec)] = (list(spec.channelnames), pixels.reshape(spec.height, spec.width, -1))
+            index += 1
+    finally:
+        source.close()
+    return found
+
+
+def test_render_swaps_the_plate_part_asked_for(shot, tmp_path):
+    """--plate-part beauty: the part called beauty is swapped and the first RGB part passes through
+    bit for bit; without it the first part with R, G, B is the one swapped. The part is stamped."""
+    folder = tmp_path / "mp"
+    folder.mkdir()
+    for frame in (FIRST, FIRST + 1):
+        pixels, names = exr.read_image(shot["plate"].replace("####", f"{frame:04d}")).pixels, ["R", "G", "B"]
+        parts = []
+        for name, scale in (("decoy", 0.5), ("beauty", 1.0)):
+            spec = exr.make_spec(exr.read_header(shot["plate"].replace("####", f"{frame:04d}")), names)
+            spec.attribute("oiio:subimagename", name)
+            parts.append(exr.Part(spec, pixels=(pixels[..., :3] * np.float16(scale)).astype(np.float16)))
+        exr.write_parts(folder / f"mp.{frame:04d}.exr", parts)
+    plate = str(folder / "mp.####.exr")
+    base = ["render", plate, "--track", shot["track"], "--model", shot["model"], "--frames", f"{FIRST}-{FIRST + 1}"]
+    named = _cli(*base, "--out", tmp_path / "a" / "r.####.exr", "--plate-part", "beauty")
+    assert named.returncode == 0, named.stderr
+    first = _cli(*base, "--out", tmp_path / "b" / "r.####.exr")
+    assert first.returncode == 0, first.stderr
+    given = _parts(folder / f"mp.{FIRST:04d}.exr")
+    a, b = _parts(tmp_path / "a" / f"r.{FIRST:04d}.exr"), _parts(tmp_path / "b" / f"r.{FIRST:04d}.exr")
+    assert list(a)[:2] == ["decoy", "beauty"] and "facegraft_swap" in a
+    assert np.array_equal(_bits(a["decoy"][1]), _bits(given["decoy"][1]))  # passed through
+    assert not np.array_equal(a["beauty"][1], given["beauty"][1])  # swapped
+    assert np.array_equal(_bits(b["beauty"][1]), _bits(given["beauty"][1]))
+    assert not np.array_equal(b["decoy"][1], given["decoy"][1])
+    params = json.loads(exr.read_header(tmp_path / "a" / f"r.{FIRST:04d}.exr").get_string_attribute("facegraft/params"))
+    assert params["plate_part"] == "beauty"
+    again = _cli(*base, "--out", tmp_path / "a" / "r.####.exr", "--json-progress")  # the other part now
+    assert json.loads(again.stdout.splitlines()[-1])["rerendered_why"] == {"settings changed": f"{FIRST}-{FIRST + 1}"}
+    missing = _cli(*base, "--out", tmp_path / "c" / "r.####.exr", "--plate-part", "diffuse")
+    assert missing.returncode == 2 and "no part 'diffuse' (parts: decoy (R, G, B); beauty (R, G, B))" in missing.stderr
+
+
+def test_render_reads_an_exr_still_with_its_float_pixels(shot, tmp_path):
+    """A still (no frame number) renders as frame 1; outside the matte the beauty is the still's
+    float pixels bit for bit, values above 1, negatives, NaN and Inf included."""
+    image = exr.read_image(shot["plate"].replace("####", f"{FIRST:04d}"))
+    pixels = image.pixels[..., :3].astype(np.float32)
+    pixels[20, 30] = [1234.5, -0.75, np.nan]
+    spec = exr.make_spec(image.spec, ["R", "G", "B"], np.float32)
+    exr.write_image(tmp_path / "still.exr", pixels, spec)
+    track = tmp_path / "still.fgtrack.json"
+    save_track(make_track([1], aligned_transform(64, "whole_face", (64, 40))), track)
+    result = _cli("render", tmp_path / "still.exr", "--track", track, "--model", shot["model"],
+                  "--out", tmp_path / "o" / "r.####.exr")
+    assert result.returncode == 0, result.stderr
+    assert "still.exr is a still: read as a one-frame sequence (frame 1)" in result.stderr
+    out = exr.read_image(tmp_path / "o" / "r.0001.exr")
+    matte = out.get(["swap.A"])[..., 0]
+    rgb = out.get(["R", "G", "B"])
+    assert out.pixels.dtype == np.float32 and (matte == 0).sum() > 1000 and (matte > 0.5).sum() > 100
+    outside = matte == 0
+    assert np.array_equal(_bits(rgb[outside]), _bits(pixels[outside]))
+    assert rgb[20, 30, 0] == np.float32(1234.5) and np.isnan(rgb[20, 30, 2])

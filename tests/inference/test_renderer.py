@@ -63,7 +63,7 @@ def test_identity_model_reproduces_plate(tmp_path, plate, identity):
         assert np.array_equal(_bits(o, ["R", "G", "B"])[row, col], _bits(p, ["R", "G", "B"])[row, col])
     # header: windows, precision, plate metadata kept; facegraft attributes added
     assert o.data_window == p.data_window and o.display_window == p.display_window
-    assert o.pixels.dtype == np.float16
+    assert exr.read_image(out.replace("####", f"{FIRST:04d}"), part=0).pixels.dtype == np.float16  # the beauty part
     attrs = exr.attributes(o.spec)
     assert attrs["studio/shot"] == "sh010"
     assert attrs["facegraft/status"] == layers.RENDERED
@@ -134,7 +134,11 @@ def test_holdout_pixels_untouched(tmp_path, plate):
     held = np.zeros(o.pixels.shape[:2], bool)
     held[dy:dy + 144, 80 + dx:100 + dx] = True
     assert np.array_equal(_bits(o, ["R", "G", "B"])[held], _bits(p, ["R", "G", "B"])[held])
-    assert np.all(o.get(["matte.holdout"])[held] == 1.0)
+    matte = exr.read_image(out.replace("####", f"{FIRST:04d}"), part=layers.PARTS["matte"])  # the face's region
+    mx, my = matte.spec.x - o.spec.x, matte.spec.y - o.spec.y
+    in_region = np.zeros_like(held)
+    in_region[my:my + matte.spec.height, mx:mx + matte.spec.width] = True
+    assert (held & in_region).sum() > 500 and np.all(o.get(["matte.holdout"])[held & in_region] == 1.0)
     changed = np.any(o.rgb() != p.rgb(), axis=-1) & np.isfinite(p.rgb()).all(axis=-1)
     assert changed[:, 100 + dx:].sum() > 200  # the rest of the face was swapped
 
@@ -332,8 +336,8 @@ def test_out_spelled_differently_is_still_the_plate(tmp_path, identity, spelling
 
 
 def test_mixed_precision_plate_keeps_each_channel_precision(tmp_path, plate, identity):
-    """Half RGB + float Z: RGB, A and every FaceGraft layer stay half, Z stays float bit for bit,
-    and the half channels hold the bytes a half plate with the same pixels gives."""
+    """Half RGB + float Z: RGB, A and every FaceGraft layer but the (float) STMap stay half, Z stays
+    float bit for bit, and the half channels hold the bytes a half plate with the same pixels gives."""
     folder = tmp_path / "mixed"
     for frame in FRAMES[:2]:
         pixels, names = plate_pixels(frame)
@@ -350,8 +354,9 @@ def test_mixed_precision_plate_keeps_each_channel_precision(tmp_path, plate, ide
     for frame in FRAMES[:2]:
         out = _frame(str(tmp_path / "m" / "r.####.exr"), frame)
         formats = dict(zip(out.channels, (str(f) for f in out.spec.channelformats)))
-        assert formats.pop("Z") == "float" and set(formats.values()) == {"half"}
-        assert set(formats) == {*layers.BEAUTY, *layers.FACEGRAFT}
+        assert formats.pop("Z") == "float" and formats.pop("stmap.R") == formats.pop("stmap.G") == "float"
+        assert set(formats.values()) == {"half"}
+        assert set(formats) == {*layers.BEAUTY, *layers.SWAP, *layers.MATTES}
         source = _frame(mixed, frame)
         assert np.array_equal(out.get(["Z"]).view(np.uint32), source.get(["Z"]).view(np.uint32))
         reference = _frame(str(tmp_path / "h" / "r.####.exr"), frame)

@@ -14,7 +14,7 @@ from facegraft.inference.io.frames import Plate
 from facegraft.inference.io.sequence import SequencePattern
 from facegraft.inference.render.frame import Job
 from facegraft.inference.render.report import RenderReport
-from facegraft.inference.render.scheduler import Scheduler, SlotBatch
+from facegraft.inference.render.scheduler import Scheduler, SlotBatch, StorageError, storage_error
 
 SHAPE = (3, 2, 2)
 
@@ -232,8 +232,89 @@ def test_resume_keeps_complete_frames_and_removes_stale_temporaries(tmp_path):
     assert todo == [1003, 1004, 1005] and report.existing == [1001, 1002]
     assert not stale.exists() and keep.exists()
     assert progress.updates == [(2, {})]  # frames on disk count as done, in one step
+    assert report.stale == {1004: "incomplete"}
     assert messages == ["removed 1 temporary file(s) left by an interrupted render",
-                        "2 frame(s) already rendered, kept: 1001-1002 (--overwrite renders them again)"]
+                        "2 frame(s) already rendered and up to date, kept: 1001-1002 (--overwrite renders them again)",
+                        "1 frame(s) on disk are out of date and are rendered again: incomplete: 1004"]
     again = Scheduler(FakeStages(), FakeModel(), RenderReport())
     assert again.resume(out, list(range(1001, 1006)), overwrite=True) == list(range(1001, 1006))
-    assert again.report.existing == []
+    assert again.report.existing == [] and again.report.stale == {}
+
+
+class FakeStamp:
+    """Frames in ``changed`` are stamped otherwise on disk (``model changed``); each frame's
+    attributes name it, so a test sees which frame's stamp a file got."""
+
+    def __init__(self, changed=()) -> None:
+        self.changed = set(changed)
+
+    def frame_attributes(self, frame: int) -> dict[str, str]:
+        return {"plate_fingerprint": f"plate-{frame}"}
+
+    def check(self, path: str, frame: int) -> Optional[str]:
+        if not exr.is_complete(path):
+            return "incomplete"
+        return "model changed" if frame in self.changed else None
+
+
+def test_resume_renders_again_the_frames_whose_stamp_differs(tmp_path):
+    out = SequencePattern(str(tmp_path / "r.####.exr"))
+    for frame in (1001, 1002, 1003):
+        _write_frame(out.path(frame))
+    stages, messages = FakeStages(), []
+    report = RenderReport()
+    scheduler = Scheduler(stages, FakeModel(), report, stamp=FakeStamp(changed={1002}))
+    todo = scheduler.resume(out, [1001, 1002, 1003, 1004], log=messages.append)
+    assert todo == [1002, 1004] and report.existing == [1001, 1003] and report.stale == {1002: "model changed"}
+    assert messages[-1] == "1 frame(s) on disk are out of date and are rendered again: model changed: 1002"
+    scheduler.run(todo)
+    # every frame written carries its own stamp
+    assert {f: note["plate_fingerprint"] for f, _, _, note in stages.finished} == {1002: "plate-1002", 1004: "plate-1004"}
+
+
+def test_a_held_frame_keeps_its_stamp_and_a_skipped_stale_frame_loses_its_old_render(tmp_path):
+    out = SequencePattern(str(tmp_path / "r.####.exr"))
+    for frame in (1001, 1002, 1003):
+        _write_frame(out.path(frame))
+    stale = FakeStamp(changed={1001, 1002, 1003})
+    held = FakeStages(unreadable={1002})
+    scheduler = Scheduler(held, FakeModel(), RenderReport(), on_error="hold", stamp=stale)
+    scheduler.run(scheduler.resume(out, [1001, 1002, 1003]))
+    note = next(n for f, status, _, n in held.finished if f == 1002)
+    assert note["plate_fingerprint"] == "plate-1002" and note["hold_reason"] == "cannot read the plate"
+    skipped = FakeStages(unreadable={1002})
+    progress = Recorder()
+    scheduler = Scheduler(skipped, FakeModel(), RenderReport(), on_error="skip", stamp=stale, progress=progress)
+    report = scheduler.run(scheduler.resume(out, [1001, 1002, 1003]))
+    assert report.skipped == [1002] and not (tmp_path / "r.1002.exr").exists()  # no out-of-date frame survives
+    assert any("earlier render (model changed) was removed" in w[0] for w in progress.warnings)
+    assert (tmp_path / "r.1001.exr").exists() and (tmp_path / "r.1003.exr").exists()
+
+
+@pytest.mark.parametrize(("error", "code"), [
+    (FaceGraftError("write failed: the disk is full", path="r.1001.exr"), 7),
+    (FaceGraftError("the output folder is not writable", path="out"), 2),
+])
+def test_a_write_the_storage_refused_is_a_storage_error(error, code):
+    class Failing(FakeStages):
+        def finish(self, job, swap=None, mask=None):
+            raise error
+
+    with pytest.raises(FaceGraftError) as err:
+        Scheduler(Failing(), FakeModel(), RenderReport()).run([1001, 1002])
+    assert err.value.exit_code == code and err.value.frame in (1001, None)
+
+
+def test_an_os_error_of_the_storage_behind_a_write_failure_is_a_storage_error():
+    import errno
+
+    try:
+        raise OSError(errno.EDQUOT, "Disk quota exceeded")
+    except OSError as cause:
+        try:
+            raise FaceGraftError("write failed: the disk is full", path="r.1001.exr") from cause
+        except FaceGraftError as exc:
+            error = exc
+    converted = storage_error(error, 1001)
+    assert isinstance(converted, StorageError) and converted.exit_code == 7 and converted.frame == 1001
+    assert "run the same command again" in converted.describe()

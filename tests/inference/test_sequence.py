@@ -1,10 +1,18 @@
-"""Sequence patterns and frame ranges on real files."""
+"""Sequence patterns, frame ranges and paths as users give them, on real files."""
 from __future__ import annotations
 
 import pytest
 
 from facegraft.inference.errors import FaceGraftError
-from facegraft.inference.io.sequence import SequencePattern, format_frames, parse_frames, resolve_frames
+from facegraft.inference.io.sequence import (
+    STILL_FRAME,
+    Resolved,
+    SequencePattern,
+    format_frames,
+    parse_frames,
+    resolve_frames,
+    resolve_input,
+)
 
 
 @pytest.mark.parametrize("pattern", ["plate.####.exr", "plate.%04d.exr", "plate.@@@@.exr"])
@@ -53,3 +61,56 @@ def test_empty_folder_and_no_match(tmp_path):
 def test_pattern_without_frame_token():
     with pytest.raises(FaceGraftError, match="not an image sequence pattern"):
         SequencePattern("plate.exr")
+
+
+def _touch(folder, *names):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(b"x")
+
+
+def test_a_frame_file_means_its_sequence(tmp_path):
+    _touch(tmp_path, "sh010.1001.exr", "sh010.1002.exr", "sh010.1004.exr", "sh010.1001.png")
+    resolved = resolve_input(str(tmp_path / "sh010.1002.exr"))
+    assert resolved.kind == "frame" and resolved.text == str(tmp_path / "sh010.####.exr")
+    assert resolved.sequence is not None and resolved.sequence.on_disk() == [1001, 1002, 1004]
+    assert resolved.note == (f"sh010.1002.exr is a frame of the sequence {tmp_path / 'sh010.####.exr'} "
+                             "(3 frame(s) on disk, 1001-1002,1004): using the sequence")
+    assert resolve_frames(resolved.sequence, "1001-1002") == [1001, 1002]
+
+
+@pytest.mark.parametrize(("names", "given", "pattern", "frames"), [
+    (["p_0998.exr", "p_0999.exr", "p_1000.exr"], "p_1000.exr", "p_####.exr", [998, 999, 1000]),  # padding from 0998
+    (["p.9.exr", "p.10.exr", "p.11.exr"], "p.10.exr", "p.#.exr", [9, 10, 11]),  # unpadded
+    (["p.9999.exr", "p.10000.exr"], "p.10000.exr", "p.####.exr", [9999, 10000]),  # past the padding
+    (["shot12_v003.0042.dpx"], "shot12_v003.0042.dpx", "shot12_v003.####.dpx", [42]),  # one frame on disk
+])
+def test_the_padding_comes_from_the_files_on_disk(tmp_path, names, given, pattern, frames):
+    _touch(tmp_path, *names)
+    resolved = resolve_input(str(tmp_path / given))
+    assert resolved.text == str(tmp_path / pattern) and resolved.sequence.on_disk() == frames
+
+
+def test_a_still_is_a_one_frame_sequence(tmp_path):
+    _touch(tmp_path, "still.exr")
+    resolved = resolve_input(str(tmp_path / "still.exr"))
+    assert resolved.kind == "still" and resolved.text == str(tmp_path / "still.exr")
+    seq = resolved.sequence
+    assert seq is not None and seq.on_disk() == [STILL_FRAME] and seq.path(STILL_FRAME) == str(tmp_path / "still.exr")
+    assert resolve_frames(seq) == [STILL_FRAME]
+    assert resolved.note == f"still.exr is a still: read as a one-frame sequence (frame {STILL_FRAME})"
+
+
+def test_patterns_videos_and_missing_files(tmp_path):
+    assert resolve_input(str(tmp_path / "p.####.exr")) == Resolved(str(tmp_path / "p.####.exr"),
+                                                                  SequencePattern(str(tmp_path / "p.####.exr")), "pattern")
+    assert resolve_input(str(tmp_path / "clip.mov"), keep={".mov"}).kind == "other"
+    with pytest.raises(FaceGraftError) as err:
+        resolve_input(str(tmp_path / "sh010.1001.exr"))
+    assert "no such file" in err.value.message and err.value.hint == f"for the sequence, write {tmp_path / 'sh010.####.exr'}"
+
+
+def test_a_frame_file_where_a_pattern_is_needed_is_refused_with_the_pattern_to_write():
+    with pytest.raises(FaceGraftError) as err:
+        SequencePattern("renders/sh010.1001.exr")
+    assert err.value.hint == "write the sequence as renders/sh010.####.exr"

@@ -23,7 +23,7 @@ from facegraft.inference.track import tracker
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "render_settings.md"
 REQUIRED = ("plate_colorspace", "ocio_config", "face", "smooth", "device", "color_match", "blend", "erode", "feather",
-            "on_error", "holdout", "holdout_channel", "compression", "layers", "batch", "threads")
+            "on_error", "holdout", "holdout_channel", "compression", "layers", "batch", "threads", "plate_part")
 
 
 def _command(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
@@ -34,7 +34,7 @@ def test_every_setting_is_declared_once() -> None:
     names = [s.name for s in ALL]
     assert len(names) == len(set(names))
     assert set(REQUIRED) <= {s.name for s in SETTINGS}
-    assert {s.name for s in ALL} - {s.name for s in SETTINGS} == {"engine", "chunk"}
+    assert {s.name for s in ALL} - {s.name for s in SETTINGS} == {"engine", "chunk", "gpu_device"}
     for s in SETTINGS:
         assert set(s.stages) <= {"track", "render"} and s.help and s.flag == "--" + s.name.replace("_", "-")
 
@@ -49,13 +49,14 @@ def test_the_unified_defaults() -> None:
         "fail", "A", "all")
     assert (schema.default("holdout"), schema.default("compression")) == (None, None)
     assert (schema.default("batch"), schema.default("threads")) == (4, 2)
+    assert schema.default("plate_part") == "" and schema.setting("plate_part").stages == ("track", "render")
 
 
 def test_render_settings_take_their_defaults_from_the_schema() -> None:
     fields = {f.name: f for f in dataclasses.fields(RenderSettings)}
     shared = set(fields) & {s.name for s in SETTINGS if "render" in s.stages}
-    assert shared == {"plate_colorspace", "ocio_config", "color_match", "blend", "erode", "feather", "holdout",
-                      "holdout_channel", "compression", "layers"}
+    assert shared == {"plate_colorspace", "ocio_config", "plate_part", "color_match", "blend", "erode", "feather",
+                      "holdout", "holdout_channel", "occlusion", "compression", "layers", "precision"}
     for name in shared:
         assert fields[name].default == schema.default(name), name
     assert fields["face"].default is None  # render's own: a track id, None = the track file's target
@@ -205,3 +206,30 @@ def test_the_docs_table_is_the_schema(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["settings"]) == 0
     listed = capsys.readouterr().out
     assert all(s.flag in listed for s in ALL) and "rct" in listed
+
+
+def test_the_ocio_config_alias_is_stamped_as_the_versioned_config_it_stands_for() -> None:
+    """``ocio://studio-config-latest`` means another config under another OpenColorIO: the stamp
+    names the versioned URI, so such a frame on disk counts as rendered with other settings."""
+    plain = RenderSettings()
+    assert plain.ocio_config == colour.resolve_config(colour.DEFAULT_CONFIG) != colour.DEFAULT_CONFIG
+    assert plain.ocio_config.startswith("ocio://studio-config-v") and plain.params()["ocio_config"] == plain.ocio_config
+    assert RenderSettings(ocio_config=plain.ocio_config).params() == plain.params()  # resolving again changes nothing
+    assert RenderSettings(ocio_config="/shows/x/config.ocio").ocio_config == "/shows/x/config.ocio"
+    assert renderer.render_settings({"plate_part": "beauty"}).params()["plate_part"] == "beauty"
+
+
+def test_the_help_says_what_compression_and_layers_apply_to() -> None:
+    assert "of the plate's part holding the RGB; the FaceGraft layer parts are always ZIP" in (
+        schema.setting("compression").help)
+    assert schema.setting("layers").help.startswith("FaceGraft layer parts written besides the plate's parts")
+    help_text = _command(build_parser(), "render").format_help()
+    assert "--plate-part PART" in help_text and "--compression NAME" in help_text
+
+
+def test_the_farm_settings_include_the_gpu_tasks_device() -> None:
+    from facegraft.farm.job import GPU_DEVICES
+    from facegraft.farm.settings import FARM_SETTINGS, GPU_DEVICE
+
+    assert GPU_DEVICE in FARM_SETTINGS and GPU_DEVICE.choices == GPU_DEVICES and GPU_DEVICE.default == "cuda"
+    assert json.loads(schema.schema_json(ALL))["settings"][-1]["name"] == "gpu_device"

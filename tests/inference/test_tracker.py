@@ -187,6 +187,7 @@ def test_a_weak_refined_pass_reuses_the_first_mesh() -> None:
     frame_tracker = tracker.FrameTracker.__new__(tracker.FrameTracker)
     frame_tracker.options = tracker.TrackerOptions()
     frame_tracker.models = Models()  # type: ignore[assignment]
+    frame_tracker.hands = None
     frame_tracker.reset()
     keypoints = np.array([[220.0, 180.0], [260.0, 180.0], [240.0, 200.0], [240.0, 220.0], [200.0, 185.0], [280.0, 185.0]])
     det = Detection((190.0, 150.0, 290.0, 250.0), 0.8, keypoints)
@@ -194,3 +195,48 @@ def test_a_weak_refined_pass_reuses_the_first_mesh() -> None:
     assert frame_tracker.models.calls == 2
     assert face is not None and face.presence == pytest.approx(0.9)
     assert np.array_equal(face.landmarks[:468], mesh)
+
+
+def test_without_hands_the_track_says_so(single_face_plate: str) -> None:
+    no_hands = tracker.FrameTracker(tracker.TrackerOptions(device="cpu", hands=False))
+    assert no_hands.hands is None
+    shot = tracker.track_shot(open_source(single_face_plate, "1001-1003"), tracker=no_hands)
+    assert not shot.hands_searched and shot.params["hands"] is False and "hand_matte" not in shot.params
+    assert all(shot.frames[n].hands == [] and shot.face(n).occlusion == 0.0 for n in shot.frame_numbers)
+
+
+def test_hand_tracks_are_bridged_smoothed_and_flag_the_faces_they_cover() -> None:
+    """``add_hands``: a one-frame gap in a hand track is bridged, each run smoothed on its own, and a
+    face the smoothed hand covers gets its fraction and the flag; one the hand misses does not."""
+    from facegraft.inference.track import hands, trackfile
+    from facegraft.inference.track.align import face_transform
+
+    rot = np.eye(2) / 200.0
+    transform = np.hstack([rot, (np.array([0.5, 0.5]) - rot @ np.array([320.0, 180.0]))[:, None]])
+    face_lm = synthetic_landmarks(transform)
+    rng = np.random.default_rng(0)
+    base = rng.uniform(-60, 60, (21, 3)) + [320.0, 200.0, 0.0]  # a hand-sized cloud over the face
+    frames = list(range(1001, 1011))
+    per_index: list[list[hands.Hand]] = [[] for _ in frames]
+    for i in (0, 1, 2, 3, 5, 6):  # index 4 missing: bridged
+        jitter = rng.normal(0, 2.0, (21, 3))
+        per_index[i].append(hands.Hand(base + [0.0, 3.0 * i, 0.0] + jitter, 0.9, 0.8, track=1))
+    per_index[9].append(hands.Hand(base + [2000.0, 0.0, 0.0], 0.9, 0.2, track=2))  # far from the face
+    records = {}
+    for n in frames:
+        face = trackfile.Face(track=1, box=(0.0, 0.0, 1.0, 1.0), score=1.0, landmarks_raw=face_lm, landmarks=face_lm,
+                              transform=face_transform(face_lm))
+        records[n] = trackfile.FrameTrack(n, [face])
+    tracker.add_hands(records, frames, per_index, smooth=0.5)
+    assert [len(records[n].hands) for n in frames] == [1, 1, 1, 1, 1, 1, 1, 0, 0, 1]
+    bridged = records[1005].hands[0]
+    assert np.allclose(bridged.landmarks_raw, (per_index[3][0].landmarks + per_index[5][0].landmarks) / 2)
+    raw = np.stack([records[n].hands[0].landmarks_raw for n in frames[:7]])
+    smooth = np.stack([records[n].hands[0].landmarks for n in frames[:7]])
+    assert np.abs(np.diff(smooth, 2, axis=0)).mean() < 0.5 * np.abs(np.diff(raw, 2, axis=0)).mean()
+    assert np.array_equal(records[1010].hands[0].landmarks, records[1010].hands[0].landmarks_raw)  # a run of one
+    for n in frames[:7]:
+        face = records[n].faces[0]
+        assert face.occlusion > hands.OCCLUDED_FRACTION and "occluded" in face.flags
+    for n in frames[7:]:
+        assert records[n].faces[0].occlusion == 0.0 and records[n].faces[0].flags == []

@@ -62,3 +62,40 @@ def test_refuses_other_files_and_newer_versions(tmp_path):
 def test_missing_frames_named():
     with pytest.raises(FaceGraftError, match="1005-1006"):
         _shot().require_frames([1001, 1005, 1006])
+
+
+def test_hands_and_occlusion_round_trip(tmp_path):
+    shot = _shot()
+    shot.params["hands"] = True
+    rng = np.random.default_rng(1)
+    raw = rng.uniform(200, 400, (21, 3))
+    shot.frames[1002].hands.append(trackfile.HandTrack(track=3, presence=0.93, handedness=0.81, landmarks_raw=raw,
+                                                        landmarks=raw + 0.25))
+    face = shot.frames[1002].faces[0]
+    face.occlusion, face.flags = 0.31234, ["occluded"]
+    path = tmp_path / "sh010.fgtrack.json"
+    trackfile.save_track(shot, path)
+    data = json.loads(path.read_text())
+    assert data["version"] == trackfile.VERSION == 2
+    back = trackfile.load_track(path)
+    assert back.hands_searched
+    hand = back.frames[1002].hands[0]
+    assert (hand.track, hand.presence, hand.handedness) == (3, 0.93, 0.81)
+    assert np.allclose(hand.landmarks_raw, raw, atol=1e-3) and np.allclose(hand.landmarks, raw + 0.25, atol=1e-3)
+    assert back.face(1002).occlusion == pytest.approx(0.3123) and back.face(1002).flags == ["occluded"]
+    assert back.frames[1001].hands == [] and back.face(1001).occlusion == 0.0
+
+
+def test_version_1_files_read_as_tracked_without_hands(tmp_path):
+    data = trackfile.to_json(_shot())
+    data["version"] = 1
+    for record in data["frames"]:
+        del record["hands"]
+        for face in record["faces"]:
+            del face["occlusion"]
+    path = tmp_path / "old.fgtrack.json"
+    path.write_text(json.dumps(data))
+    back = trackfile.load_track(path)
+    assert not back.hands_searched
+    assert all(back.frames[n].hands == [] for n in back.frame_numbers)
+    assert back.face(1001).occlusion == 0.0 and back.face(1002).flags == ["bridged"]

@@ -32,6 +32,7 @@ class NkNode:
     user_knobs: list[UserKnob] = field(default_factory=list)
     inputs: list[Optional[NkNode]] = field(default_factory=list)
     children: list[NkNode] = field(default_factory=list)
+    layers: dict[str, list[str]] = field(default_factory=dict)  # add_layer lines (on the root)
 
     @property
     def name(self) -> str:
@@ -171,6 +172,9 @@ def parse(text: str) -> NkNode:
             current, stack, variables = groups.pop()
         elif head in ("version", "define_window_layout_xml"):
             continue
+        elif head == "add_layer":
+            words = [w for w in tokenize(unquote(line[1])) if w != "\n"]
+            root.layers[words[0]] = [w.split(".", 1)[1] for w in words[1:]]
         elif len(line) >= 2 and line[1].startswith("{") and re.match(r"^[A-Za-z_][\w.]*$", head):
             node = NkNode(head)
             for knob_line in _lines(tokenize(line[1][1:-1])):

@@ -1,48 +1,154 @@
-"""The bridge with the real FaceGraft CLI in a subprocess: progress, cancel, errors, reload."""
+"""The bridge with the FaceGraft CLI in a subprocess: progress, errors, logs, and no process left behind --
+on Cancel, when the node is deleted, when the script closes, and when Nuke itself dies."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nuke
 import pytest
-from facegraft_nuke import bridge, commands, config, knobs, model_info, nodes
-from nuke_support import build_facegraft
+from facegraft_nuke import bridge, commands, config, knobs, model_info, node_settings, rendering
+from nuke_support import HERE, PLUGIN, plate_read, save_script
+
+# A CLI stand-in: starts a grandchild that ignores interrupts and terminates (only a kill of the group
+# stops it), writes both pids, reports progress, then waits.
+FAKE_CLI = r'''
+import json, os, signal, subprocess, sys, time
+grandchild = subprocess.Popen([sys.executable, "-c",
+    "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)"])
+print("a line for the log", file=sys.stderr, flush=True)
+with open(sys.argv[1] + ".tmp", "w") as f:
+    json.dump({"cli": os.getpid(), "grandchild": grandchild.pid}, f)
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+print(json.dumps({"event": "start", "stage": "render", "total": 10}), flush=True)
+print(json.dumps({"event": "progress", "stage": "render", "done": 1, "total": 10, "frame": 1001}), flush=True)
+time.sleep(120)
+'''
 
 
-def _node(plate: str, tmp_path: Path) -> nuke.Gizmo:
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (killed, not yet reaped by its new parent) is gone for our purpose
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def wait_gone(pids: list[int], timeout: float = 20.0) -> list[int]:
+    deadline = time.time() + timeout
+    while time.time() < deadline and [p for p in pids if alive(p)]:
+        time.sleep(0.1)
+    return [p for p in pids if alive(p)]
+
+
+def wait_for(path: Path, timeout: float = 30.0) -> dict:
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert time.time() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+    return json.loads(path.read_text())
+
+
+def fake_job(tmp_path: Path, key: str = "FaceGraft:test") -> tuple[bridge.Job, Path]:
+    script = tmp_path / "fake_cli.py"
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    script.write_text(FAKE_CLI)
+    pids = tmp_path / "pids.json"
+    step = bridge.Step("render", [sys.executable, str(script), str(pids)], log=str(tmp_path / "logs" / "render.log"))
+    return bridge.Job(key, "FaceGraft test", lambda job: job.step(step)), pids
+
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="process groups are checked the POSIX way here")
+
+
+def test_cancel_stops_the_whole_process_group(fake: object, tmp_path: Path) -> None:
+    job, pids_file = fake_job(tmp_path)
+    assert job.daemon is False  # Python waits for a render rather than cutting it off at exit
+    job.start()
+    pids = wait_for(pids_file)
+    assert alive(pids["cli"]) and alive(pids["grandchild"])
+    job.cancel()
+    job.join(30)
+    assert job.result is not None and job.result.cancelled and not job.is_alive()
+    assert wait_gone([pids["cli"], pids["grandchild"]]) == []
+    log = (tmp_path / "logs" / "render.log").read_text()
+    assert "fake_cli.py" in log and "a line for the log" in log and "cancelled" in log
+
+
+def test_closing_the_script_and_deleting_the_node_stop_their_renders(fake: object, tmp_path: Path) -> None:
+    first, first_pids = fake_job(tmp_path / "a", "FaceGraft:a")
+    second, second_pids = fake_job(tmp_path / "b", "FaceGraft:b")
+    for job in (first, second):
+        job.start()
+    pids = [wait_for(first_pids), wait_for(second_pids)]
+    started = time.time()
+    assert nuke.run_callbacks("OnScriptClose") == 1  # what Nuke runs on File > Close and on quit
+    assert time.time() - started < 15 and not first.is_alive() and not second.is_alive()
+    assert wait_gone([p for found in pids for p in found.values()]) == []
+
+    node = nuke.createNode("FaceGraft")
+    node_job, node_pids = fake_job(tmp_path / "c", "FaceGraft:" + node["node_id"].value())
+    node_job.start()
+    found = wait_for(node_pids)
+    nuke.delete(node)
+    node_job.join(30)
+    assert node_job.result is not None and node_job.result.cancelled
+    assert wait_gone(list(found.values())) == []
+
+
+def test_when_nuke_dies_the_watchdog_stops_the_render(tmp_path: Path) -> None:
+    """Nuke killed outright runs no callback: the watchdog sees its stdin close and stops the group."""
+    (tmp_path / "fake_cli.py").write_text(FAKE_CLI)
+    pids_file = tmp_path / "pids.json"
+    host = f'''
+import sys
+sys.path[:0] = [{str(HERE / "fake_nuke")!r}, {str(PLUGIN)!r}]
+from facegraft_nuke import bridge
+step = bridge.Step("render", [sys.executable, {str(tmp_path / "fake_cli.py")!r}, {str(pids_file)!r}])
+job = bridge.Job("k", "FaceGraft test", lambda job: job.step(step))
+job.start()
+job.join()
+'''
+    nuke_like = subprocess.Popen([sys.executable, "-c", host])
+    try:
+        pids = wait_for(pids_file)
+        assert alive(pids["cli"]) and alive(pids["grandchild"])
+        os.kill(nuke_like.pid, signal.SIGKILL)
+        nuke_like.wait(10)
+        assert wait_gone([pids["cli"], pids["grandchild"]]) == []
+    finally:
+        if nuke_like.poll() is None:
+            nuke_like.kill()
+
+
+# -- with the real CLI ------------------------------------------------------------------------------------
+
+
+def _node(plate: str, tmp_path: Path, last: int = 1012) -> nuke.Gizmo:
+    save_script(tmp_path / "comp" / "sh010_comp_v001.nk", 1001, last)
     model = tmp_path / "face.onnx"
     model.write_bytes(b"not read by track")
-    read = nuke.Node("Read", "Read1")
-    read.addKnob(nuke.File_Knob("file", value=plate))
-    node = build_facegraft()
-    node.setInput(0, read)
+    node = nuke.createNode("FaceGraft")
+    node.setInput(0, plate_read(plate, 1001, 1012))
     node["model_file"].setValue(str(model))
-    node["cache_folder"].setValue(str(tmp_path / "cache"))
     node["python"].setValue(sys.executable)
-    node["first_frame"].setValue(1001)
-    node["last_frame"].setValue(1012)
+    node["device"].setValue("cpu")
     return node
 
 
 def _track_job(node: nuke.Gizmo, done: list) -> bridge.Job:
-    chosen = knobs.settings(node)
-    steps = [s for s in knobs.plan(chosen) if s.label == "track"]
-    return bridge.Job(node.fullName(), "FaceGraft", steps, lambda warnings: done.append(warnings))
-
-
-def test_settings_use_the_plate_read_and_parse_with_the_real_cli(fake: object, single_face_plate: str,
-                                                                   tmp_path: Path) -> None:
-    from facegraft.cli.main import build_parser
-
-    node = _node(single_face_plate, tmp_path)
-    chosen = knobs.settings(node)
-    assert chosen.plate == single_face_plate and chosen.holdout is None
-    parsed = build_parser().parse_args(commands.track_argv(chosen)[3:])
-    assert (parsed.out, parsed.frames, parsed.face, parsed.smooth) == (chosen.track, "1001-1012", "largest", 0.5)
-    parsed = build_parser().parse_args(commands.render_argv(chosen, overwrite=True)[3:])
-    assert parsed.model == chosen.model and parsed.out == chosen.out and parsed.overwrite
+    chosen = node_settings.read(node)
+    step = bridge.Step("track", commands.track_argv(chosen), log=str(Path(chosen.out).parent / "logs" / "track.log"))
+    return bridge.Job(rendering.job_key(node), "FaceGraft", lambda job: job.step(step), done.append)
 
 
 def test_track_progress_reaches_the_progress_task(fake: object, single_face_plate: str, tmp_path: Path) -> None:
@@ -55,8 +161,11 @@ def test_track_progress_reaches_the_progress_task(fake: object, single_face_plat
     task = nuke.ProgressTask.instances[-1]
     assert task.progress[-1] == 100 and task.progress == sorted(task.progress) and len(task.progress) >= 12
     assert any("frame 1012" in m for m in task.messages)
-    assert json.loads(Path(knobs.settings(node).track).read_text())  # the real track file
-    assert done == [[]] and nuke.recorded("executeInMainThread")
+    chosen = node_settings.read(node)
+    assert json.loads(Path(chosen.track).read_text())  # the real track file
+    assert done and done[0].ok and done[0].summary["frames"] == 12 and nuke.recorded("executeInMainThread")
+    log = (Path(chosen.out).parent / "logs" / "track.log").read_text()
+    assert "facegraft.cli track" in log and '"event": "result"' in log and "exit code 0" in log
 
 
 def test_cancel_stops_the_cli_and_leaves_no_partial_output(fake: object, single_face_plate: str,
@@ -67,89 +176,35 @@ def test_cancel_stops_the_cli_and_leaves_no_partial_output(fake: object, single_
     job = _track_job(node, done)
     job.start()
     job.join(60)
-    assert job.result is not None and job.result.cancelled and not done
-    track = Path(knobs.settings(node).track)
+    assert job.result is not None and job.result.cancelled and done[0].cancelled
+    track = Path(node_settings.read(node).track)
     assert not track.exists() and not list(track.parent.glob("*.tmp*"))
     assert not nuke.recorded("message")  # a cancel is not an error dialog
 
 
-def test_a_missing_plate_surfaces_the_cli_message_in_the_main_thread(fake: object, tmp_path: Path) -> None:
+def test_a_failure_surfaces_the_cli_message_in_the_main_thread(fake: object, tmp_path: Path) -> None:
     missing = str(tmp_path / "nowhere" / "plate.####.exr")
     node = _node(missing, tmp_path)
     nuke.queue_main_thread = True
-    job = _track_job(node, [])
-    job.start()
+    job = knobs.render(node)
+    assert job is not None
     job.join(60)
     assert not nuke.recorded("message")  # nothing shown from the worker thread itself
     nuke.run_main_queue()
     (shown,) = [c[1] for c in nuke.recorded("message")]
     assert "FaceGraft track failed (user error)" in shown
     assert missing in shown and "missing frame" in shown and "hint:" in shown
+    assert node["status"].value().startswith("FaceGraft track failed") and node["rendered"].value() is False
 
 
-def test_render_button_reports_a_missing_model_without_running(fake: object, single_face_plate: str,
-                                                               tmp_path: Path) -> None:
+def test_render_button_reports_what_to_fix_without_running(fake: object, single_face_plate: str,
+                                                           tmp_path: Path) -> None:
     node = _node(single_face_plate, tmp_path)
     node["model_file"].setValue(str(tmp_path / "gone.onnx"))
     assert knobs.render(node) is None
     (shown,) = [c[1] for c in nuke.recorded("message")]
     assert "gone.onnx does not exist" in shown and not nuke.ProgressTask.instances
-
-
-def test_render_button_writes_a_processed_plate_through_the_cache_write(fake: object, tmp_path: Path) -> None:
-    node = _node("unused", tmp_path)
-    node.setInput(0, nuke.Node("Grade", "Grade1"))
-    node.setInput(1, nuke.Node("Roto", "Roto1"))
-    nuke.queue_main_thread = True
-    job = knobs.render(node)
-    assert job is not None
-    executed = [c[1:] for c in nuke.recorded("execute")]
-    assert executed == [("PlateWrite", 1001, 1012, 1), ("HoldoutWrite", 1001, 1012, 1)]
-    job.join(60)
-    nuke.run_main_queue()  # the cache Write wrote nothing here, so the CLI reports the missing frames
-    (shown,) = [c[1] for c in nuke.recorded("message")]
-    assert "plate.####.exr" in shown and node["status"].value().startswith("FaceGraft track failed")
-
-
-def test_cancel_button_without_a_render_does_nothing(fake: object, tmp_path: Path) -> None:
-    assert knobs.cancel(_node("x.####.exr", tmp_path)) is False
-
-
-def test_render_button_tracks_renders_and_reloads(fake: object, single_face_plate: str, tmp_path: Path) -> None:
-    """Render on a real plate with the real CLI: track, render every frame, reload; a second press keeps it all."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
-    from render_models import build_identity_model  # type: ignore[import-not-found]
-
-    from facegraft.inference.io import exr
-
-    node = _node(single_face_plate, tmp_path)
-    node["last_frame"].setValue(1004)
-    node["blend"].setValue("multiband")
-    node["color_match"].setValue("none")
-    node["device"].setValue("cpu")
-    build_identity_model(tmp_path / "face.onnx", res=64, shift=(0.2, -0.1, 0.1))
-    job = knobs.render(node)
-    assert job is not None and [s.label for s in job.steps] == ["track", "render"]
-    job.join(300)
-    assert job.result is not None and job.result.ok, job.result
-    assert node["rendered"].value() is True and node["status"].value() == "rendered 1001-1004"
-    assert ("execute", "RenderRead", "reload") in nuke.calls
-    task = nuke.ProgressTask.instances[-1]
-    assert task.progress[-1] == 100 and any("render frame 1004" in m for m in task.messages)
-    chosen = knobs.settings(node)
-    for frame in range(1001, 1005):
-        image = exr.read_image(chosen.out.replace("####", str(frame)))
-        params = json.loads(exr.attributes(image.spec, "facegraft/")["facegraft/params"])
-        assert params["blend"] == "multiband" and params["feather"] == 12, params
-        plate = exr.read_image(single_face_plate.replace("####", str(frame))).get(["R", "G", "B"])
-        assert (image.get(["swap.A"]) > 0.5).sum() > 1000 and not (image.get(["R", "G", "B"]) == plate).all()
-    written = {f: Path(chosen.out.replace("####", str(f))).stat().st_mtime_ns for f in range(1001, 1005)}
-
-    again = knobs.render(node)  # same settings: nothing to track, every frame already complete
-    assert again is not None and [(s.label, "--overwrite" in s.argv) for s in again.steps] == [("render", False)]
-    again.join(300)
-    assert again.result is not None and again.result.ok, again.result
-    assert {f: Path(chosen.out.replace("####", str(f))).stat().st_mtime_ns for f in range(1001, 1005)} == written
+    assert knobs.cancel(node) is False
 
 
 def test_config_order_knob_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,24 +228,35 @@ def test_child_env_drops_nukes_python_settings() -> None:
     assert "PYTHONHOME" not in env and "PYTHONPATH" not in env and env["PATH"] == "/usr/bin"
 
 
-def test_model_info_error_is_shown_on_the_node(fake: object, tmp_path: Path) -> None:
-    node = _node("x.####.exr", tmp_path)
-    thread = model_info.refresh(node)
-    assert thread is not None
-    thread.join(60)  # type: ignore[attr-defined]
-    text = node[model_info.INFO_KNOB].value()
-    assert text.startswith("cannot read the model") or "px" in text
-    assert commands.describe_model({"resolution": 64, "identities": {"source": "A", "target": "B"},
-                                    "colorspace": "ACEScct"}) == "64 px  |  A \u2192 B  |  ACEScct"
-    assert nodes.value(node, "no_such_knob", 7) == 7
-
-
-def test_model_line_describes_a_real_model_through_model_info(tmp_path: Path) -> None:
+def test_model_line_describes_a_real_model_once_per_model(fake: object, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening the panel again runs no process; another model (or the same file changed) is described anew."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
     from render_models import build_identity_model  # type: ignore[import-not-found]
 
     model = build_identity_model(tmp_path / "face.onnx", res=64, source="actor", target="double")
-    assert model_info.describe(sys.executable, str(model)) == "64 px  |  actor \u2192 double  |  ACEScct  |  coverage whole_face"
+    runs: list[list[str]] = []
+    real = bridge.run_text
+    monkeypatch.setattr(bridge, "run_text", lambda argv, timeout=120.0: runs.append(argv) or real(argv, timeout))
+    node = nuke.createNode("FaceGraft")
+    node["python"].setValue(sys.executable)
+    node["model_file"].setValue(str(model))
+    thread = model_info.refresh(node)  # the model was picked
+    assert thread is not None and model_info.refresh(node) is None  # asked once, even while it runs
+    thread.join(60)
+    for _ in range(2):  # the panel opened twice
+        knobs.knob_changed(node, nuke.String_Knob("showPanel"))
+    assert node["model_info"].value() == "64 px  |  actor \u2192 double  |  ACEScct  |  coverage whole_face"
+    assert len(runs) == 1
+    other = nuke.createNode("FaceGraft")  # another node with the same model: remembered for the session
+    other["python"].setValue(sys.executable)
+    other["model_file"].setValue(str(model))
+    assert model_info.refresh(other) is None and other["model_info"].value() == node["model_info"].value()
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not onnx")
-    assert model_info.describe(sys.executable, str(bad)).startswith("cannot read the model: ")
+    node["model_file"].setValue(str(bad))
+    thread = model_info.refresh(node)
+    assert thread is not None
+    thread.join(60)
+    assert node["model_info"].value().startswith("cannot read the model: ") and len(runs) == 2
+    assert model_info.refresh(node) is not None  # a failure is asked again next time

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,8 @@ from nuke_support import HERE, REPO
 STUBS = Path(next(p for p in map(Path, sys.path) if (p / "nuke-stubs").is_dir()) / "nuke-stubs")
 # Test helpers the real module does not have.
 HELPERS = {"record", "reset", "recorded", "run_main_queue", "register_node_class", "set_this", "set_frame_range",
-           "add_node", "calls", "main_queue", "queue_main_thread", "execute_hook", "instances", "next_cancel_when"}
+           "add_node", "calls", "main_queue", "queue_main_thread", "execute_hook", "instances", "next_cancel_when",
+           "run_callbacks", "add_layer", "layer_channels"}
 
 
 def _params(args: ast.arguments) -> list[tuple[str, str, bool]]:
@@ -80,7 +82,7 @@ def _public_functions() -> list[str]:
 def _public_methods() -> list[tuple[str, str]]:
     found = []
     for cls_name, cls in vars(fake).items():
-        if not inspect.isclass(cls) or cls.__module__ != fake.__name__:
+        if not inspect.isclass(cls) or cls.__module__ != fake.__name__ or cls_name.startswith("_"):
             continue
         for name, member in vars(cls).items():
             if inspect.isfunction(member) and (not name.startswith("_") or name in ("__init__", "__getitem__")):
@@ -109,12 +111,15 @@ def test_method_matches_stub(cls: str, name: str) -> None:
 
 def test_constants_match_stub() -> None:
     text = (STUBS / "_nuke.pyi").read_text(encoding="utf-8")
-    assert "GUI: bool" in text and isinstance(fake.GUI, bool)
+    for name, kind in (("GUI", bool), ("EXE_PATH", str), ("NUKE_VERSION_MAJOR", int), ("INVISIBLE", int),
+                       ("STARTLINE", int)):
+        assert f"{name}: {kind.__name__}" in text and isinstance(getattr(fake, name), kind), name
 
 
 def test_fake_type_checks() -> None:
+    env = dict(os.environ, MYPYPATH=str(HERE / "fake_nuke"))
     done = subprocess.run(
         [sys.executable, "-m", "mypy", "--config-file", str(HERE / "mypy.ini"), str(HERE / "fake_nuke" / "nuke.py")],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        cwd=REPO, capture_output=True, text=True, timeout=300, env=env,
     )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import nuke
 import pytest
-from facegraft_nuke import commands, knobs
-from nuke_support import PLUGIN, REPO, build_facegraft, gizmo_tree
+from facegraft_nuke import commands, node_settings
+from nuke_support import PLUGIN, REPO, gizmo_tree, save_script
 
 from facegraft.cli.main import build_parser
 from facegraft.cli.settings import ALL
@@ -18,8 +18,8 @@ from facegraft.inference.render.settings import schema_json
 SETTINGS_JSON = PLUGIN / "facegraft_nuke" / "render_settings.json"
 REGENERATE = "facegraft settings --json > nuke_plugin/facegraft_nuke/render_settings.json"
 DECLARED = {s.name: s for s in ALL}
-# Knobs whose empty value means "not passed: the CLI's default"; their tooltip names that default.
-EMPTY_MEANS_DEFAULT = {"ocio_config"}
+# Knobs whose empty value means "from the script" (its config, the Read's or working space): the tooltip says so.
+EMPTY_MEANS_SCRIPT = {"plate_colorspace", "ocio_config"}
 
 
 def _gizmo_default(knob: str) -> object:
@@ -73,8 +73,8 @@ def test_gizmo_knob_default_menu_and_range_follow_the_schema(knob: str) -> None:
     if knob == "holdout_channel":  # the menu names channels by colour
         assert sorted(commands.HOLDOUT_CHANNELS) == sorted(spec.menu)
         assert commands.HOLDOUT_CHANNELS[str(value)] == declared.default
-    elif knob in EMPTY_MEANS_DEFAULT:
-        assert value == "" and declared.default in spec.tooltip, spec.tooltip
+    elif knob in EMPTY_MEANS_SCRIPT:
+        assert value == "" and "Empty:" in spec.tooltip and "script" in spec.tooltip, spec.tooltip
     else:
         assert value == declared.default, f"gizmo knob '{knob}' defaults to {value!r}, the CLI to {declared.default!r}"
     if declared.choices:
@@ -86,29 +86,33 @@ def test_gizmo_knob_default_menu_and_range_follow_the_schema(knob: str) -> None:
 
 
 def test_a_new_node_renders_with_the_cli_defaults(fake: object, tmp_path: Path) -> None:
-    """Render and farm command lines of an untouched node parse to exactly what a bare CLI command uses."""
+    """Render and farm command lines of an untouched node parse to exactly what a bare CLI command uses, except the
+    colour, which comes from the script (see test_colour)."""
+    save_script(tmp_path / "comp" / "sh010.nk")
     model = tmp_path / "face.onnx"
     model.write_bytes(b"x")
-    node = build_facegraft()
+    node = nuke.createNode("FaceGraft")
     node.setInput(0, nuke.Node("Grade", "Grade1"))
     node["model_file"].setValue(str(model))
-    node["cache_folder"].setValue(str(tmp_path / "cache"))
     node["python"].setValue(sys.executable)
-    chosen = knobs.settings(node)
+    chosen = node_settings.read(node)
+    from_script = {"plate_colorspace", "ocio_config"}
     parser = build_parser()
     cli = chosen.cli
     bare = parser.parse_args(["render", chosen.plate, "--track", "t.json", "--model", "m.onnx", "--out", "o.####.exr"])
     render = parser.parse_args(commands.render_argv(chosen)[len(cli):])
     for s in ALL:
-        if "render" in s.stages:
+        if "render" in s.stages and s.name not in from_script:
             assert getattr(render, s.name) == getattr(bare, s.name) == s.default, s.name
     bare_track = parser.parse_args(["track", chosen.plate, "--out", "t.fgtrack.json"])
     track = parser.parse_args(commands.track_argv(chosen)[len(cli):])
     for s in ALL:
-        if "track" in s.stages:
+        if "track" in s.stages and s.name not in from_script:
             assert getattr(track, s.name) == getattr(bare_track, s.name) == s.default, s.name
-    farm = parser.parse_args(commands.farm_argv(chosen, knobs._enum(node, "farm_engine"),
-                                                int(node["farm_chunk"].value()))[len(cli):])
+    assert (render.plate_colorspace, render.ocio_config) == ("scene_linear", "ocio://studio-config-latest")
+    options = commands.FarmOptions(node_settings._enum(node, "farm_engine"), int(node["farm_chunk"].value()), "x",
+                                   str(tmp_path / "jobs"))
+    farm = parser.parse_args(commands.farm_argv(chosen, options)[len(cli):])
     assert (farm.engine, farm.chunk) == (DECLARED["engine"].default, DECLARED["chunk"].default)
 
 

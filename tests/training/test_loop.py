@@ -1,6 +1,7 @@
 """The training loop: learning, exact resume, and clear errors on bad input."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -11,8 +12,20 @@ from synthetic import clip_faceset, tiny_config
 
 from facegraft.inference.errors import FaceGraftError
 from facegraft.training.checkpoint import load_checkpoint
+from facegraft.training.data import MEASURES, Batch
 from facegraft.training.faceset import FacesetWriter
-from facegraft.training.loop import load_model, make_optimizer, step_parts, train, train_step
+from facegraft.training.loop import (
+    LossNotFinite,
+    TrainConfig,
+    flip_measures,
+    learning_rate,
+    load_model,
+    make_optimizer,
+    step_parts,
+    train,
+    train_step,
+)
+from facegraft.training.losses import LossWeights
 from facegraft.training.network import CombNet, NetConfig
 
 
@@ -33,9 +46,9 @@ def test_a_step_trains_every_identity_on_what_it_draws() -> None:
     faces, mattes = torch.rand(3, 3, 32, 32), torch.ones(3, 2, 32, 32)
     drawn: list[str] = []
 
-    def draw(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def draw(name: str) -> Batch:
         drawn.append(name)
-        return faces, mattes
+        return Batch(faces, mattes)
 
     g = torch.Generator().manual_seed(0)
     steps = [train_step(parts, draw, g) for _ in range(12)]
@@ -109,3 +122,114 @@ def test_faceset_size_the_network_cannot_use_is_explained(tmp_path: Path):
     with pytest.raises(FaceGraftError, match="the facesets are 40 px") as err:
         train(tiny_config([odd, other], tmp_path / "odd", steps=1, res=None))
     assert "--res" in err.value.describe()
+
+
+def test_the_expression_head_learns_the_measures_through_the_step() -> None:
+    """With the head on, the step fits it to the drawn faces' measures (mirrored faces' measures mirrored)."""
+    torch.manual_seed(0)
+    net = CombNet(NetConfig(res=32, width=8, latent=32, identities=["a", "b"], expression=len(MEASURES)), minimum_res=32)
+    parts = step_parts(net, make_optimizer(net, 2e-3), torch.device("cpu"), ["a", "b"],
+                       weights=LossWeights(expression=1.0))
+    assert parts.head is not None
+    g = torch.Generator().manual_seed(0)
+    faces = torch.rand(4, 3, 32, 32, generator=g)
+    shut = faces.clone()
+    shut[:, :, 10:16] = 0.1  # a dark band where open eyes are bright: the measures differ with the picture
+    measures = torch.tensor([[0.0, 5.0, 0.3, 0.3, 0.05]] * 2 + [[0.0, 5.0, 0.05, 0.05, 0.05]] * 2)
+    drawn = Batch(torch.cat([faces[:2], shut[:2]]), torch.ones(4, 2, 32, 32), measures)
+    fits = [float(train_step(parts, lambda _name: drawn, g).terms[0]["expression"]) for _ in range(60)]
+    assert np.mean(fits[-5:]) < 0.3 * np.mean(fits[:5])
+    with pytest.raises(ValueError, match="measures"):
+        train_step(parts, lambda _name: Batch(drawn.faces, drawn.mattes), g)
+
+
+def test_mirrored_faces_swap_their_eyes_and_turn_their_yaw() -> None:
+    measures = torch.tensor([[10.0, 5.0, 0.3, 0.1, 0.2], [10.0, 5.0, 0.3, 0.1, 0.2]])
+    out = flip_measures(measures, torch.tensor([True, False]))
+    assert out[0].tolist() == pytest.approx([-10.0, 5.0, 0.1, 0.3, 0.2])
+    assert torch.equal(out[1], measures[1])
+
+
+def test_learning_rate_warms_up_then_falls_along_a_cosine() -> None:
+    cfg = TrainConfig(facesets=[], out="", steps=1100, lr=1e-3, warmup=100, lr_final=0.1)
+    rates = [learning_rate(cfg, s) for s in range(cfg.steps)]
+    assert rates[0] == pytest.approx(1e-5) and rates[99] == pytest.approx(1e-3)
+    assert rates[600] == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5), rel=1e-3)  # half way down the cosine
+    assert rates[-1] == pytest.approx(1e-4, rel=1e-3)
+    assert all(b <= a for a, b in zip(rates[100:], rates[101:]))
+    flat = TrainConfig(facesets=[], out="", steps=1100, lr=1e-3, warmup=100, lr_decay="none")
+    assert learning_rate(flat, 1099) == 1e-3
+
+
+def test_validation_losses_per_identity_reach_the_bar_and_tensorboard(clip_facesets, tmp_path: Path, capsys) -> None:
+    result = train(tiny_config(clip_facesets, tmp_path / "run", steps=6, val=0.25, eval_every=3, tensorboard=True,
+                               json_progress=True))
+    assert [step for step, _ in result.val_losses] == [3, 6]
+    assert all(set(losses) == {"man", "woman"} and all(np.isfinite(list(losses.values()))) for _, losses in result.val_losses)
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    steps = {e["step"]: e for e in events if e["event"] == "progress" and e["stage"] == "train"}
+    assert "val_man" not in steps[2] and float(steps[3]["val_man"]) == pytest.approx(result.val_losses[0][1]["man"], abs=1e-4)
+    info = json.loads((tmp_path / "run" / "train.json").read_text())
+    assert info["held_out"] == {"man": 3, "woman": 3}  # a quarter of 12 faces each
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logged = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    logged.Reload()
+    assert {"val/man", "val/woman"} <= set(logged.Tags()["scalars"])
+
+
+def test_liae_conditioned_on_the_expression_head_trains_and_exports(clip_facesets, tmp_path: Path) -> None:
+    from facegraft.training.export import export_model
+
+    result = train(tiny_config(clip_facesets, tmp_path / "liae", steps=30, arch="liae", source="woman", expression=0.5,
+                                       condition=True, lr_decay="none"))
+    losses = np.array(result.losses)
+    assert np.isfinite(losses).all() and losses[-8:].mean() < losses[:8].mean() * 0.95
+    net, state = load_model(tmp_path / "liae")
+    assert state["net"]["arch"] == "liae" and state["net"]["source"] == "woman" and state["net"]["condition"]
+    assert net.expression is not None
+    exported = export_model(tmp_path / "liae", source="woman", target="man", out=tmp_path / "liae.onnx")
+    assert exported.max_abs_diff < 1e-4
+    with pytest.raises(FaceGraftError, match="--source 'nobody'"):
+        train(tiny_config(clip_facesets, tmp_path / "bad", steps=1, arch="liae", source="nobody"))
+    with pytest.raises(FaceGraftError, match="needs the head"):
+        train(tiny_config(clip_facesets, tmp_path / "bad", steps=1, condition=True))
+
+
+def test_a_diverging_run_stops_before_the_step_and_keeps_the_last_checkpoint(clip_facesets, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    with pytest.raises(LossNotFinite, match="not finite.*at step (\\d+).*checkpoint of step") as info:
+        train(tiny_config(clip_facesets, run, steps=50, lr=1e30, warmup=1, save_every=1))
+    stopped = int(info.value.message.split("at step ")[1].split(";")[0])
+    state = load_checkpoint(run)
+    assert state["step"] == stopped - 1  # the last good step, not the one that diverged
+    assert all(torch.isfinite(t).all() for t in state["model"].values())
+    assert "--lr" in (info.value.hint or "")
+
+
+def test_bad_facesets_are_named_before_any_step(clip_facesets, tmp_path: Path) -> None:
+    one = clip_faceset(tmp_path / "one", "woman", count=1)
+    with pytest.raises(FaceGraftError, match="holds 1 face") as info:
+        train(tiny_config([clip_facesets[0], one], tmp_path / "one_run", steps=1))
+    assert info.value.path == str(one)
+    three = clip_faceset(tmp_path / "three", "woman", count=3)
+    with pytest.raises(FaceGraftError, match="--val 0.5 holds out 2 of the 3 faces of 'woman' and leaves 1") as info:
+        train(tiny_config([clip_facesets[0], three], tmp_path / "val_run", steps=1, val=0.5))
+    assert info.value.path == str(three)
+    with pytest.raises(FaceGraftError, match="--val 1.0 is not a fraction"):
+        train(tiny_config(clip_facesets, tmp_path / "val_run", steps=1, val=1.0))
+    small = clip_faceset(tmp_path / "small", "woman", res=16, count=4)
+    with pytest.raises(FaceGraftError, match="is 16 px but the run trains at 32 px") as info:
+        train(tiny_config([clip_facesets[0], small], tmp_path / "res_run", steps=1))
+    assert info.value.path == str(small)
+    for name in ("one_run", "val_run", "res_run"):
+        assert not (tmp_path / name / "checkpoint.pt").exists()
+
+
+def test_the_command_line_defaults_are_the_loops() -> None:
+    from facegraft.cli.main import build_parser
+
+    args = build_parser().parse_args(["train", "--faceset", "a", "--faceset", "b", "--out", "r"])
+    cfg = TrainConfig(facesets=[], out="")
+    for key in ("lr", "lr_decay", "lr_final", "arch", "expression", "features", "balance", "val", "eval_every"):
+        assert getattr(args, key) == getattr(cfg, key), key

@@ -6,7 +6,8 @@ import torch
 
 from facegraft.inference.errors import FaceGraftError
 from facegraft.training.augment import AugmentConfig, augment
-from facegraft.training.losses import LossWeights, ms_ssim, psnr, reconstruction_loss, ssim
+from facegraft.training.data import MEASURES
+from facegraft.training.losses import LossWeights, expression_loss, ms_ssim, psnr, reconstruction_loss, ssim
 from facegraft.training.network import CombNet, NetConfig, Swapper, count_flops
 
 
@@ -76,10 +77,70 @@ def test_augment_repeats_with_the_seed_and_warps_only_the_input() -> None:
     b = augment(faces, mattes, cfg, torch.Generator().manual_seed(7))
     c = augment(faces, mattes, cfg, torch.Generator().manual_seed(8))
     assert all(torch.equal(x, y) for x, y in zip(a, b))
-    assert not torch.equal(a[1], c[1])
-    assert not torch.equal(a[0], a[1])  # the input is warped, the target is not
+    assert not torch.equal(a.target, c.target)
+    assert not torch.equal(a.warped, a.target)  # the input is warped, the target is not
     still = AugmentConfig(flip=0, scale=0, rotate=0, shift=0, warp=0, exposure=0, white_balance=0, contrast=0, saturation=0)
-    warped, target, target_mattes = augment(faces, mattes, still, torch.Generator().manual_seed(7))
-    assert torch.allclose(warped, faces, atol=1e-5) and torch.allclose(target, faces, atol=1e-5)
-    flipped = augment(faces, mattes, AugmentConfig(**{**still.__dict__, "flip": 1.0}), torch.Generator())[1]
-    assert torch.allclose(flipped, faces.flip(-1), atol=1e-5)
+    warped, target, _, flipped = augment(faces, mattes, still, torch.Generator().manual_seed(7))
+    assert torch.allclose(warped, faces, atol=1e-5) and torch.allclose(target, faces, atol=1e-5) and not flipped.any()
+    mirrored = augment(faces, mattes, AugmentConfig(**{**still.__dict__, "flip": 1.0}), torch.Generator())
+    assert torch.allclose(mirrored.target, faces.flip(-1), atol=1e-5) and mirrored.flipped.all()
+    half = augment(faces, mattes, AugmentConfig(**{**still.__dict__, "flip": 0.5}), torch.Generator().manual_seed(3))
+    for i, was_flipped in enumerate(half.flipped.tolist()):  # the flag says which faces were mirrored
+        assert torch.allclose(half.target[i], faces[i].flip(-1) if was_flipped else faces[i], atol=1e-5)
+
+
+def test_liae_draws_the_source_from_the_shared_code_alone() -> None:
+    torch.manual_seed(0)
+    cfg = NetConfig(res=32, width=8, latent=16, identities=["a", "b"], arch="liae", source="a")
+    net = CombNet(cfg).eval()
+    assert net.decoders["a"].trunk is net.decoders["b"].trunk  # one shared decoder trunk
+    assert net.decoders["a"].own is None and net.decoders["b"].own is not None
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        before = net(x, "a")[0]
+        for p in net.decoders["b"].own.parameters():  # b's own code plays no part in drawing a
+            p.add_(1.0)
+        assert torch.equal(net(x, "a")[0], before)
+        swap, mask = Swapper(net, "a")(x)
+    assert torch.equal(swap, before) and mask.shape == (2, 1, 32, 32)
+    with pytest.raises(FaceGraftError, match="needs its source identity"):
+        CombNet(NetConfig(res=32, width=8, latent=16, identities=["a", "b"], arch="liae", source="c"))
+    with pytest.raises(FaceGraftError, match="unknown network"):
+        CombNet(NetConfig(res=32, width=8, latent=16, identities=["a", "b"], arch="dfl"))
+
+
+@pytest.mark.parametrize("arch", ["comb", "liae"])
+def test_the_expression_head_reads_the_encoder_and_conditions_the_decoders_when_asked(arch: str) -> None:
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32)
+    base = dict(res=32, width=8, latent=16, identities=["a", "b"], arch=arch, source="a")
+    for condition in (False, True):
+        net = CombNet(NetConfig(**base, expression=len(MEASURES), condition=condition)).eval()
+        assert net.expression is not None and net.expression.in_features == net.encoder.bottom_channels * 8 * 8
+        features, code, read = net.encoder(x, with_code=True)
+        assert code.shape == (2, 16) and read.shape == (2, len(MEASURES))
+        swapper = Swapper(net, "a")
+        with torch.no_grad():
+            before = swapper(x)[0]
+            given = net.decoders["a"](net.encoder(x, measures=torch.zeros(2, len(MEASURES))))[0]
+            net.expression.bias.add_(1.0)  # another reading of the same face
+            after = swapper(x)[0]
+        # conditioned, the swap draws what the head reads (and training can feed the faces' own measures)
+        assert torch.equal(before, after) is not condition
+        assert torch.equal(before, given) is not condition
+    plain = CombNet(NetConfig(**base))
+    assert plain.expression is None
+    assert set(net.state_dict()) - set(plain.state_dict()) >= {"encoder.head.weight", "encoder.head.bias"}
+    with pytest.raises(FaceGraftError, match="needs the expression head"):
+        CombNet(NetConfig(**base, condition=True))
+
+
+def test_expression_loss_is_zero_on_the_measures_and_skips_unknown_ones() -> None:
+    mean, std = torch.tensor([0.0, 0.3]), torch.tensor([1.0, 0.1])
+    measures = torch.tensor([[2.0, 0.1], [float("nan"), 0.5]])
+    exact = (measures - mean) / std
+    assert float(expression_loss(torch.nan_to_num(exact), measures, mean, std)) == 0.0
+    wrong = torch.nan_to_num(exact) + torch.tensor([[0.0, 1.0], [100.0, 0.0]])  # the 100 sits on an unknown measure
+    assert float(expression_loss(wrong, measures, mean, std)) == pytest.approx((1.0 - 0.5 * 0.5) / 3)  # smooth L1, beta 0.5, over 3 known
+    unknown = torch.full((1, 2), float("nan"))
+    assert float(expression_loss(torch.ones(1, 2), unknown, mean, std)) == 0.0
