@@ -132,10 +132,11 @@ def model_scores(model_path: Path, plate: str, shot: ShotTrack, alphas: list[np.
 
 
 def swap_coverage(plate: str, shot: ShotTrack, face: face_model.FaceModel, out: Path, occlusion_setting: str,
-                  alphas: list[np.ndarray]) -> tuple[float, float]:
-    """Where the swap would cover the occluder without occlusion: the alpha-weighted share of the
-    occluder it still covers, and the share beyond what the occluder lets through (a lens of alpha
-    0.93 shows 7% of the face behind it: the swap's, rightly)."""
+                  alphas: list[np.ndarray]) -> tuple[float, float, float]:
+    """Where the swap would cover the occluder without occlusion: the share of the occluder's
+    pixels (alpha >= 0.5) the swap still covers (swap.A >= 0.5), the alpha-weighted share it
+    covers, and that share beyond what the occluder lets through (a lens of alpha 0.93 shows 7% of
+    the face behind it: the swap's, rightly)."""
     source = open_source(plate)
     results = {}
     for mode in ("none", occlusion_setting):
@@ -143,6 +144,7 @@ def swap_coverage(plate: str, shot: ShotTrack, face: face_model.FaceModel, out: 
         render_shot(source, shot, face, pattern, RenderSettings(occlusion=mode, **PLAIN), overwrite=True)
         results[mode] = pattern
     covered = beyond = total = 0.0
+    pixels = pixels_covered = 0
     for i, frame in enumerate(source.frames):
         before = swap_alpha(results["none"], frame)
         after = swap_alpha(results[occlusion_setting], frame)
@@ -150,7 +152,10 @@ def swap_coverage(plate: str, shot: ShotTrack, face: face_model.FaceModel, out: 
         covered += float((weight * after).sum())
         beyond += float((weight * np.maximum(after - before * (1.0 - alphas[i]), 0.0)).sum())
         total += float(weight.sum())
-    return covered / max(total, 1e-9), beyond / max(total, 1e-9)
+        occluder = (alphas[i] >= 0.5) & (before > 0.5)
+        pixels += int(occluder.sum())
+        pixels_covered += int((occluder & (after >= 0.5)).sum())
+    return pixels_covered / max(pixels, 1), covered / max(total, 1e-9), beyond / max(total, 1e-9)
 
 
 def swap_alpha(pattern: str, frame: int) -> np.ndarray:
@@ -191,9 +196,9 @@ def per_shot_model(out: Path, steps: int, frames: str, face: face_model.FaceMode
               f"(min {scores['min_iou']:.3f}) over {scores['frames']} frames with the occluder; "
               f"largest area found on the {scores['empty_frames']} frames without it: {scores['false_area']:.2%}")
         save_track(shot, folder / f"{kind}.fgtrack.json")
-        share, beyond = swap_coverage(plate, shot, face, folder / "render", str(model_path), alphas)
-        print(f"[{kind}] where the swap would cover the occluder without the model, it covers {share:.2%} of it "
-              f"(alpha-weighted), {beyond:.2%} beyond what the occluder lets through")
+        pixels, share, beyond = swap_coverage(plate, shot, face, folder / "render", str(model_path), alphas)
+        print(f"[{kind}] where the swap would cover the occluder without the model, it still covers {pixels:.2%} of "
+              f"the occluder's pixels; alpha-weighted {share:.2%}, {beyond:.2%} beyond what the occluder lets through")
 
 
 # -- 2. hands on the woman's clip -------------------------------------------------------------

@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     train = sub.add_parser("train", help="train an occlusion model from roto keyframes",
                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    train.add_argument("plate", metavar="PLATE", help="plate sequence, e.g. plates/sh010.####.exr")
+    train.add_argument("plate", metavar="PLATE",
+                       help="plate sequence, e.g. plates/sh010.####.exr, one of its frame files, or a video file")
     train.add_argument("--track", required=True, metavar="FILE", help="the shot track (from `facegraft track`)")
     train.add_argument("--roto", required=True, metavar="PATTERN",
                        help="roto sequence at the plate's format, e.g. roto/sh010_glasses.####.exr")
@@ -51,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facegraft.inference.io.frames import open_source
+    from facegraft.inference.io.frames import VIDEO_EXTENSIONS, open_source
+    from facegraft.inference.io.sequence import resolve_input
     from facegraft.inference.progress import emit, say
     from facegraft.inference.track.trackfile import load_track
     from facegraft.training.occlusion import OcclusionConfig, train_occlusion
@@ -62,11 +64,14 @@ def run(args: argparse.Namespace) -> int:
 
         raise FaceGraftError("the occlusion model file name should end in .onnx", path=args.out,
                              hint="e.g. --out sh010_occ.onnx")
-    source = open_source(args.plate, colorspace=args.plate_colorspace, config=args.ocio_config)
+    plate = resolve_input(args.plate, keep=VIDEO_EXTENSIONS)
+    if plate.note:
+        say(plate.note, quiet)
+    source = open_source(plate.text, colorspace=args.plate_colorspace, config=args.ocio_config)
     track = load_track(args.track)
     cfg = OcclusionConfig(res=args.res, coverage=args.coverage, steps=args.steps, threads=args.threads, seed=args.seed)
     report = train_occlusion(source, track, args.roto, frames=args.frames, out=args.out, channel=args.roto_channel,
-                             cfg=cfg, plate_path=args.plate, preview=args.preview, config=args.ocio_config,
+                             cfg=cfg, plate_path=plate.text, preview=args.preview, config=args.ocio_config,
                              plate_space=args.plate_colorspace, json_progress=quiet)
     say(f"trained on keyframes {', '.join(map(str, report.keyframes))} in {report.seconds:.0f} s "
         f"(loss {report.final_loss:.3f}); wrote {report.path}", quiet)

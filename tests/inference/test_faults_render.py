@@ -19,7 +19,7 @@ from facegraft.inference.io import exr
 from facegraft.inference.track.trackfile import save_track
 
 FACEGRAFT = [sys.executable, "-m", "facegraft.cli.main"]
-FRAMES = range(FIRST, FIRST + 10)
+FRAMES = range(FIRST, FIRST + 24)  # enough that a kill after a few frames lands mid-render
 STORAGE_EXIT = 7  # StorageError (inference/errors.py): a retry may succeed (docs/farm.md)
 
 # Runs `facegraft ARGS...` with OpenImageIO's writer failing as a full disk does: for the frame

@@ -192,3 +192,17 @@ def _template_face(scale: float, centre: tuple[float, float]) -> np.ndarray:
     rot = np.eye(2) / scale
     transform = np.hstack([rot, (np.array([0.5, 0.5]) - rot @ np.asarray(centre))[:, None]])
     return synthetic_landmarks(transform)
+
+
+def test_a_hand_model_failing_on_a_frame_stops_tracking_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    frame_tracker = tracker.FrameTracker(tracker.TrackerOptions(device="cpu"))
+    assert frame_tracker.hands is not None
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(frame_tracker.hands.palms.model, "session", type("S", (), {"run": staticmethod(broken)})())
+    source = open_source(str(assets.footage_path(CLIP)), "100-101")
+    with pytest.raises(FaceGraftError, match="hand model failed to run: out of memory") as info:
+        tracker.track_shot(source, tracker=frame_tracker)
+    assert info.value.frame == 100 and "palm_detection_full.onnx" in str(info.value.path)
