@@ -48,8 +48,9 @@ CLIPS = {"woman": "WolfgangLanger_Pexels.mp4", "man": "single_face.mp4"}  # iden
 INGEST_SPACE = "sRGB - Texture"  # how the sample clips are encoded
 STAGES = 8
 # what the demo trains with on top of the loop's defaults (TrainConfig)
-DEMO_TRAINING: dict[str, Any] = dict(res=64, width=16, latent=128, batch=8, lr=3e-4, warmup=50, expression=0.5,
-                                     features=6.0, balance=0.5, val=0.05, eval_every=250)
+DEMO_TRAINING: dict[str, Any] = dict(res=64, width=16, latent=128, batch=8, lr=3e-4, warmup=50, arch="liae",
+                                     expression=0.5, condition=True, features=6.0, balance=0.5, val=0.05,
+                                     eval_every=250)
 # the aims the demo is measured against (issue: "the swap follows the performance")
 TARGETS = {"expression_nme": ("<=", 0.045), "eye_correlation": (">=", 0.7), "identity_margin": (">=", 0.2),
            "minutes": ("<=", 12.0)}
@@ -159,7 +160,7 @@ def choose_direction(facesets: dict[str, Path], out: Path, json_lines: bool = Fa
     return best[0], best[1], summary
 
 
-def run_demo(out: Path, *, steps: int = 2000, frames: Optional[int] = None, width: int = 16, batch: int = 8,
+def run_demo(out: Path, *, steps: int = 1500, frames: Optional[int] = None, width: int = 16, batch: int = 8,
              json_lines: bool = False, evaluate_model: bool = True, training: Optional[dict[str, Any]] = None,
              started: Optional[float] = None) -> dict[str, Path]:
     from facegraft.inference.io.frames import open_source
@@ -309,8 +310,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m facegraft.training.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
-    parser.add_argument("--steps", type=int, default=2000,
-                        help="training steps (default 2000: about 7 minutes on 2 idle cores; the face is recognisable from ~1000)")
+    parser.add_argument("--steps", type=int, default=1500,
+                        help="training steps (default 1500: about 6 minutes on 2 idle cores; the face is recognisable from ~1000)")
     parser.add_argument("--frames", type=int, default=None,
                         help="use only the first N frames of each clip (default: all; the shorter clip has 72)")
     parser.add_argument("--width", type=int, default=DEMO_TRAINING["width"], help="network width (default 16)")

@@ -21,7 +21,7 @@ import json
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -75,6 +75,7 @@ class TrainConfig:
     features: float = 3.0  # extra weight of the eyes and mouth in the L1 loss
     balance: float = DEFAULT_BALANCE  # 0: faces drawn uniformly; 1: uniformly over pose/expression bins
     val: float = 0.0  # fraction of every identity's faces held out for the validation loss
+    warp_off: float = 0.0  # the last fraction of the steps trains without the random warp (sharper faces)
     eval_every: int = 250  # validation loss every N steps (with val > 0)
     seed: int = 0
     preview_every: int = 500
@@ -299,6 +300,8 @@ def faceset_resolution(data: dict[str, IdentityData]) -> int:
 def _check_settings(cfg: TrainConfig) -> None:
     if cfg.lr_decay not in ("cosine", "none"):
         raise FaceGraftError(f"unknown --lr-decay '{cfg.lr_decay}'", hint="use cosine or none")
+    if not 0.0 <= cfg.warp_off <= 1.0:
+        raise FaceGraftError(f"--warp-off {cfg.warp_off} is not a fraction of the steps", hint="use 0 to 1, e.g. 0.2")
     if not 0.0 <= cfg.balance <= 1.0:
         raise FaceGraftError(f"--balance {cfg.balance} is outside 0..1",
                              hint="0 draws faces uniformly, 1 uniformly over pose/expression bins (default 0.5)")
@@ -427,6 +430,9 @@ def train(cfg: TrainConfig) -> TrainResult:
             lr = learning_rate(cfg, step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            if cfg.warp_off and step >= cfg.steps * (1.0 - cfg.warp_off) and parts.aug.warp:
+                parts.aug = replace(parts.aug, warp=0.0)
+                say(f"step {step}: the random warp is off for the last {cfg.steps - step} steps", cfg.json_progress)
             try:
                 done = train_step(parts, feeder.draw, g)
             except LossNotFinite as exc:

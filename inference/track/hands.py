@@ -70,7 +70,8 @@ DUPLICATE_OVERLAP = 0.5  # two hands whose boxes overlap this much of the smalle
 #: (so the gap between them can be bridged: up to the tracker's --max-gap, 3 by default)
 LINK_FRAMES, LINK_OVERLAP = 4, 0.3
 MAX_HANDS = 2
-#: while a hand is followed, palm searches (for a second hand) run every this many frames
+#: palm searches run every this many frames (the first frame of a shot included); between them
+#: hands are followed, and the backward pass finds a new hand on the frames before its first search
 SEARCH_EVERY = 2
 PALM = (0, 1, 2, 5, 9, 13, 17)  # wrist, thumb base and knuckles, the knuckles of the four fingers
 BONES = ((0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (5, 9), (9, 10), (10, 11),
@@ -384,10 +385,12 @@ class FinderOptions:
 class HandFinder:
     """Hands on consecutive frames of a shot, near the faces given.
 
-    Each frame: regions from the previous frame's hands (tracking) plus palm searches (the
-    whole frame and squares around each face) on every frame while no hand is followed, every
-    ``search_every``-th frame otherwise. Every region goes through the landmark model; hands
-    below ``min_presence``, false palms, and duplicates are dropped. No face: no search.
+    Each frame: regions from the previous frame's hands (tracking), plus palm searches (the
+    whole frame and squares around each face) every ``search_every``-th frame, and on every
+    frame for a few frames after the tracking lost a hand (a hand first found on a searched frame
+    is followed back onto the frames before it by ``backfill``). Every
+    region goes through the landmark model; hands below ``min_presence``, false palms, and
+    duplicates are dropped. No face: no search.
     """
 
     def __init__(self, device: str = "auto", threads: Optional[int] = None,
@@ -446,7 +449,8 @@ class HandFinder:
             return []
         regions = [(h.next_rect(view.bounds), "track", h.track) for h in self.previous]
         self.since_search += 1
-        if not self.previous or self.since_search >= self.options.search_every:
+        lost = not self.previous and bool(self.recent)  # a hand was here a moment ago: look harder
+        if lost or self.since_search >= self.options.search_every:
             self.since_search = 0
             regions += [(p.hand_rect(), "palm", 0) for p in self.search(view, faces)]
         hands = self.landmarks(view, regions, faces)
