@@ -21,8 +21,8 @@ from facegraft.cli.options import add_json_progress
 class DEFAULTS:
     """TrainConfig's defaults (not imported: the parser must not load torch; a test keeps them equal)."""
 
-    lr, lr_decay, lr_final, arch, expression, features, balance, val, eval_every = (
-        2e-4, "cosine", 0.1, "comb", 0.0, 3.0, 0.5, 0.0, 250)
+    lr, lr_decay, lr_final, arch, expression, teacher, features, balance, val, eval_every = (
+        2e-4, "cosine", 0.1, "comb", 0.0, 0.5, 3.0, 0.5, 0.0, 250)
 
 
 NAME = "train"
@@ -60,6 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="feed the expression head's reading to the decoders as well: training shows each decoder "
                              "its faces' own eye and mouth openness and pose, the exported model its reading of the "
                              "plate face, so the swap blinks and talks when the plate's actor does (needs --expression)")
+    parser.add_argument("--teacher", type=float, default=d.teacher, metavar="0..1",
+                        help="with --condition: the share of faces whose decoder is fed their measured expression (it "
+                             "learns what the channels mean); the rest get the head's reading, so the reconstruction "
+                             f"teaches the head what the decoder needs (default {d.teacher:g})")
     parser.add_argument("--features", type=float, default=d.features, metavar="WEIGHT",
                         help=f"extra L1 weight on the eyes and mouth, from each face's own landmarks (default {d.features:g})")
     parser.add_argument("--balance", type=float, default=d.balance, metavar="0..1",
@@ -89,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     result = train(TrainConfig(
         facesets=args.faceset, out=args.out, res=args.res, steps=args.steps, batch=args.batch, width=args.width,
         latent=args.latent, lr=args.lr, lr_decay=args.lr_decay, lr_final=args.lr_final, arch=args.arch,
-        source=args.source, expression=args.expression, condition=args.condition, features=args.features,
+        source=args.source, expression=args.expression, condition=args.condition, teacher=args.teacher,
+        features=args.features,
         balance=args.balance, val=args.val, eval_every=args.eval_every, seed=args.seed, resume=args.resume, preview_every=args.preview_every,
         save_every=args.save_every, ms_ssim=args.ms_ssim, compile=args.compile, device=args.device,
         threads=args.threads, tensorboard=not args.no_tensorboard, json_progress=args.json_progress,

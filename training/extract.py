@@ -28,10 +28,10 @@ from facegraft.inference.io import colour
 from facegraft.inference.io.frames import Plate, open_source
 from facegraft.inference.io.sequence import format_frames
 from facegraft.inference.progress import Progress, say
-from facegraft.inference.track import align, hands, mattes
+from facegraft.inference.track import align, expression, hands, mattes
 from facegraft.inference.track.trackfile import Face, FrameTrack, ShotTrack, load_track, save_track
 
-from .faceset import DEFAULT_MIN_MOTION, MATTE_NAMES, Faceset, FacesetWriter
+from .faceset import DEFAULT_MIN_MOTION, EXPRESSION, MATTE_NAMES, Faceset, FacesetWriter
 
 RENDER_MARGIN = 4  # the renderer's crop region margin at default erode/feather
 SKIPPED_FLAGS = ("low_confidence",)  # occluded faces are judged by how much is covered (max_occlusion)
@@ -147,7 +147,10 @@ def extract(
                         if covered > max_occlusion:
                             face_mattes = without_hands(face_mattes, shot.frames[frame], found.transform, res, coverage)
                             report.masked.append(frame)
-                        writer.add(crop, face_mattes, points, source=name, frame=frame, track=found.track)
+                        # openness from the unsmoothed lids (blinks intact), pose from the smoothed mesh
+                        measured = expression.record(found.landmarks, found.landmarks_raw)
+                        writer.add(crop, face_mattes, points, source=name, frame=frame, track=found.track,
+                                   **{EXPRESSION: measured})
                 progress.update(frame=frame, kept=writer.added)
     finally:
         report.faceset = writer.close()

@@ -21,7 +21,7 @@ import json
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -75,7 +75,7 @@ class TrainConfig:
     features: float = 3.0  # extra weight of the eyes and mouth in the L1 loss
     balance: float = DEFAULT_BALANCE  # 0: faces drawn uniformly; 1: uniformly over pose/expression bins
     val: float = 0.0  # fraction of every identity's faces held out for the validation loss
-    warp_off: float = 0.0  # the last fraction of the steps trains without the random warp (sharper faces)
+    teacher: float = 0.5  # conditioned: share of faces whose decoder is fed their measured expression (else the head's)
     eval_every: int = 250  # validation loss every N steps (with val > 0)
     seed: int = 0
     preview_every: int = 500
@@ -113,6 +113,7 @@ class StepParts:
     head: Optional[Callable[..., Any]] = None  # the expression head (when the loss uses it)
     measure_mean: Optional[torch.Tensor] = None  # [M] standardisation of the measures for the head
     measure_std: Optional[torch.Tensor] = None
+    teacher: float = 0.5  # conditioned: share of faces fed their own measures rather than the head's reading
 
 
 @dataclass
@@ -180,8 +181,12 @@ def train_step(parts: StepParts, draw: Callable[[str], Batch], g: torch.Generato
     with autocast:
         if parts.head is not None:
             assert parts.measure_mean is not None and parts.measure_std is not None
-            # the decoders are fed the faces' own measures (when conditioned); unknown ones read as average
-            own = torch.nan_to_num((torch.cat(measures) - parts.measure_mean) / parts.measure_std, nan=0.0)
+            # conditioned, a ``teacher`` share of the faces is drawn from its measured expression (the decoders
+            # learn what the channels mean), the rest from the head's reading (the reconstruction then teaches
+            # the head what the decoders need); NaN = the head's reading, also for unknown measures
+            own = (torch.cat(measures) - parts.measure_mean) / parts.measure_std
+            taught = torch.rand(own.shape[0], generator=g) < parts.teacher
+            own = torch.where(taught.to(own.device)[:, None], own, torch.full_like(own, float("nan")))
             features, _, read = parts.encoder(x, with_code=True, measures=own)
             expressed = read.float().chunk(len(parts.names))
         else:
@@ -300,8 +305,8 @@ def faceset_resolution(data: dict[str, IdentityData]) -> int:
 def _check_settings(cfg: TrainConfig) -> None:
     if cfg.lr_decay not in ("cosine", "none"):
         raise FaceGraftError(f"unknown --lr-decay '{cfg.lr_decay}'", hint="use cosine or none")
-    if not 0.0 <= cfg.warp_off <= 1.0:
-        raise FaceGraftError(f"--warp-off {cfg.warp_off} is not a fraction of the steps", hint="use 0 to 1, e.g. 0.2")
+    if not 0.0 <= cfg.teacher <= 1.0:
+        raise FaceGraftError(f"--teacher {cfg.teacher} is not a fraction", hint="use 0 to 1 (default 0.5)")
     if not 0.0 <= cfg.balance <= 1.0:
         raise FaceGraftError(f"--balance {cfg.balance} is outside 0..1",
                              hint="0 draws faces uniformly, 1 uniformly over pose/expression bins (default 0.5)")
@@ -391,6 +396,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         _restore_rng(g, state["rng"])
         step = saved = int(state["step"])
     parts = step_parts(net, optimizer, device, names, cfg.compile, weights, measure_stats(data))
+    parts.teacher = cfg.teacher
     run.mkdir(parents=True, exist_ok=True)
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("resume", "json_progress")}
     settings["res"] = res  # as trained, also when the facesets chose it
@@ -430,9 +436,6 @@ def train(cfg: TrainConfig) -> TrainResult:
             lr = learning_rate(cfg, step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            if cfg.warp_off and step >= cfg.steps * (1.0 - cfg.warp_off) and parts.aug.warp:
-                parts.aug = replace(parts.aug, warp=0.0)
-                say(f"step {step}: the random warp is off for the last {cfg.steps - step} steps", cfg.json_progress)
             try:
                 done = train_step(parts, feeder.draw, g)
             except LossNotFinite as exc:

@@ -154,15 +154,16 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor, with_code: bool = False, measures: Optional[torch.Tensor] = None) -> Any:
         """Shared features; with ``with_code`` also the dense code ``[N, latent]`` and the head's
-        reading ``[N, M]`` of the features before the bottleneck (None without a head). ``measures`` (standardised, ``[N, M]``) replace
-        the head's reading in the conditioning channels (training feeds the faces' own)."""
+        reading ``[N, M]`` of the features before the bottleneck (None without a head). ``measures``
+        (standardised, ``[N, M]``; NaN: keep the reading) replace the head's reading in the
+        conditioning channels (training feeds some faces their own)."""
         features = self.down(x)
         code = self.squeeze(features.flatten(1))
         shared = F.leaky_relu(self.expand(code).reshape(-1, self.bottom_channels, BOTTOM, BOTTOM), 0.1)
         out = torch.cat([shared, features], 1) if self.passthrough else shared
         read = self.head(features.flatten(1)) if self.head is not None and (with_code or self.condition) else None
         if self.condition and read is not None:
-            given = read if measures is None else measures.to(read.dtype)
+            given = read if measures is None else torch.where(torch.isnan(measures), read, measures.to(read.dtype))
             out = torch.cat([out, given[:, :, None, None].expand(-1, -1, BOTTOM, BOTTOM)], 1)
         return (out, code, read) if with_code else out
 

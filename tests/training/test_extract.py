@@ -31,6 +31,19 @@ def test_every_frame_becomes_one_aligned_face(man_extract) -> None:
     assert (fs.path / "preview.png").stat().st_size > 1000
 
 
+def test_every_face_records_its_expression_from_the_unsmoothed_track(man_extract) -> None:
+    """Openness comes from the raw lids (a blink survives the smoothing), as the tracker measured it."""
+    from facegraft.inference.track import expression
+
+    track = load_track(man_extract.track_path)
+    for entry in man_extract.faceset.entries:
+        found = track.face(entry["frame"])
+        want = expression.measures(found.landmarks, found.landmarks_raw)
+        got = expression.from_record(entry["expression"])
+        assert np.allclose(got, want, atol=1e-3, equal_nan=True), (entry["frame"], got, want)  # saved rounded
+    assert np.isfinite(man_extract.faceset.measures()[:, :3]).all()
+
+
 def test_training_crops_are_the_renderers_model_input(man_extract, single_face_plate, tmp_path) -> None:
     import sys
     from pathlib import Path

@@ -231,5 +231,23 @@ def test_the_command_line_defaults_are_the_loops() -> None:
 
     args = build_parser().parse_args(["train", "--faceset", "a", "--faceset", "b", "--out", "r"])
     cfg = TrainConfig(facesets=[], out="")
-    for key in ("lr", "lr_decay", "lr_final", "arch", "expression", "features", "balance", "val", "eval_every"):
+    for key in ("lr", "lr_decay", "lr_final", "arch", "expression", "teacher", "features", "balance", "val", "eval_every"):
         assert getattr(args, key) == getattr(cfg, key), key
+
+
+def test_faces_not_taught_their_measures_train_the_head_through_the_reconstruction() -> None:
+    """Conditioned, a face fed the head's reading (not its measures) sends the decoder's loss back into the head."""
+    def head_gradient(teacher: float) -> float:
+        torch.manual_seed(0)
+        cfg = NetConfig(res=32, width=8, latent=32, identities=["a", "b"], expression=len(MEASURES), condition=True)
+        net = CombNet(cfg, minimum_res=32)
+        parts = step_parts(net, make_optimizer(net, 0.0), torch.device("cpu"), ["a", "b"],
+                           weights=LossWeights(expression=1e-6))  # the expression loss itself barely counts
+        parts.teacher = teacher
+        g = torch.Generator().manual_seed(0)
+        drawn = Batch(torch.rand(4, 3, 32, 32, generator=g), torch.ones(4, 2, 32, 32), torch.rand(4, len(MEASURES)))
+        train_step(parts, lambda _name: drawn, g)
+        assert net.expression is not None and net.expression.weight.grad is not None
+        return float(net.expression.weight.grad.abs().sum())
+
+    assert head_gradient(0.0) > 100 * head_gradient(1.0)
