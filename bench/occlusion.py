@@ -7,7 +7,8 @@ woman's sample clip.
    plate is tracked as a user would (`facegraft track`), the model is trained with the defaults
    from 3 roto keyframes (the true alpha on those frames), and on every other frame its matte is
    compared with the truth inside its crop: IoU at 0.5 (pooled over the frames, and the mean over
-   frames where the occluder is there) and the area it finds on frames without the occluder.
+   frames where the occluder is there) and the area it finds on frames without the occluder; the
+   same pooled IoU of the matte a render applies (grown by ``occlusion.GROW`` of its pixels).
    Then the shot is rendered with a model that tints the face, with ``--occlusion none`` and
    with the occlusion model: the share of the occluder (alpha-weighted) the swap covers, where
    the swap would be without it.
@@ -105,11 +106,12 @@ def track_frames(source: object) -> ShotTrack:
 
 def model_scores(model_path: Path, plate: str, shot: ShotTrack, alphas: list[np.ndarray],
                  keys: list[int]) -> dict[str, float]:
-    """IoU of the model's matte with the true alpha on the frames that were not keyframes."""
+    """IoU of the model's matte (and of the grown matte a render applies) with the true alpha on the
+    frames that were not keyframes."""
     model = occlusion_file.load(model_path, device="cpu")
     source = open_source(plate)
     to_model = colour.converter(colour.DEFAULT_PLATE_SPACE, model.info.colorspace)
-    inter = union = 0
+    inter = union = grown_inter = grown_union = 0
     per_frame, empty = [], []
     for i, frame in enumerate(source.frames):
         if frame in keys or shot.face(frame) is None:
@@ -118,15 +120,19 @@ def model_scores(model_path: Path, plate: str, shot: ShotTrack, alphas: list[np.
         h, w = p.shape
         transform = shot.face(frame).transform
         predicted = model.matte(p.rgb, p.origin, transform, to_model, (0, h, 0, w))
+        grown = model.matte(p.rgb, p.origin, transform, to_model, (0, h, 0, w), grow=occlusion_file.GROW)
         _, inside = align.uncrop(np.ones((model.resolution,) * 2, np.float32), transform, model.info.coverage, (h, w))
         a, b = (predicted >= 0.5) & (inside > 0.5), (alphas[i] >= 0.5) & (inside > 0.5)
         inter += int((a & b).sum())
         union += int((a | b).sum())
+        g = (grown >= 0.5) & (inside > 0.5)
+        grown_inter += int((g & b).sum())
+        grown_union += int((g | b).sum())
         if b.sum() > 100:
             per_frame.append(float((a & b).sum() / max(1, (a | b).sum())))
         elif b.sum() == 0:
             empty.append(float(a.sum() / max(1, (inside > 0.5).sum())))
-    return {"pooled_iou": inter / max(1, union), "mean_iou": float(np.mean(per_frame)) if per_frame else float("nan"),
+    return {"pooled_iou": inter / max(1, union), "grown_iou": grown_inter / max(1, grown_union), "mean_iou": float(np.mean(per_frame)) if per_frame else float("nan"),
             "min_iou": float(np.min(per_frame)) if per_frame else float("nan"), "frames": len(per_frame),
             "false_area": float(np.max(empty)) if empty else 0.0, "empty_frames": len(empty)}
 
@@ -193,7 +199,8 @@ def per_shot_model(out: Path, steps: int, frames: str, face: face_model.FaceMode
                   f"{cpu:.0f} CPU s on {cfg.threads} thread(s) ({load()}); preview {report.preview}")
         scores = model_scores(model_path, plate, shot, alphas, keys)
         print(f"[{kind}] other frames: IoU pooled {scores['pooled_iou']:.3f}, mean {scores['mean_iou']:.3f} "
-              f"(min {scores['min_iou']:.3f}) over {scores['frames']} frames with the occluder; "
+              f"(min {scores['min_iou']:.3f}) over {scores['frames']} frames with the occluder, pooled "
+              f"{scores['grown_iou']:.3f} grown by {occlusion_file.GROW} px as a render applies it; "
               f"largest area found on the {scores['empty_frames']} frames without it: {scores['false_area']:.2%}")
         save_track(shot, folder / f"{kind}.fgtrack.json")
         pixels, share, beyond = swap_coverage(plate, shot, face, folder / "render", str(model_path), alphas)

@@ -16,12 +16,14 @@ keyframes: check it before rendering, and add a keyframe where it is wrong. See 
 from __future__ import annotations
 
 import argparse
+from typing import Optional
 
 from facegraft.cli.options import add_colour, add_json_progress
 
 NAME = "occlusion"
 HELP = "learn the shot's occluders from roto keyframes (occlusion train)"
 ORDER = 56
+DEFAULT_COVERAGE = "whole_face"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,8 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--preview", default=None, metavar="PNG",
                        help="preview sheet to write (default: next to --out, NAME.preview.png)")
     train.add_argument("--res", type=int, default=128, help="crop size the network sees (default: 128)")
-    train.add_argument("--coverage", default="whole_face", choices=("face", "whole_face", "head"),
-                       help="how much around the face the crop holds: at least the face model's (default: whole_face)")
+    train.add_argument("--coverage", default=None, choices=("face", "whole_face", "head"),
+                       help="how much around the face the crop holds: at least the face model's (default: whole_face, "
+                            "or the --model's coverage when it is larger)")
+    train.add_argument("--model", default=None, metavar="FILE",
+                       help="the face model the occlusion model will render with: its crop must hold the face "
+                            "model's, so --coverage defaults to it when larger, and a smaller --coverage is refused")
     train.add_argument("--steps", type=int, default=1000, help="training steps (default: 1000)")
     train.add_argument("--threads", type=int, default=1,
                        help="CPU threads (default: 1; a second thread helps only on an idle machine, and only with "
@@ -49,6 +55,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     add_colour(train)
     add_json_progress(train)
+
+
+def coverage_for(asked: Optional[str], face_model: Optional[str]) -> str:
+    """The crop's coverage: ``asked``, else ``whole_face`` or the face model's when it is larger;
+    a coverage that does not hold the face model's crop is refused (the render would refuse it)."""
+    from facegraft.inference.errors import FaceGraftError
+    from facegraft.inference.models import occlusion
+    from facegraft.inference.models.formats import read_info
+
+    if face_model is None:
+        return asked or DEFAULT_COVERAGE
+    info = read_info(face_model)
+    if info.kind == occlusion.KIND:
+        raise FaceGraftError("--model takes the face model the occlusion model renders with, not an occlusion model",
+                             path=face_model, hint="pass the shot's face model (.onnx or .dfm)")
+    if asked is None:
+        return DEFAULT_COVERAGE if occlusion.covers(DEFAULT_COVERAGE, info.coverage) else info.coverage
+    if not occlusion.covers(asked, info.coverage):
+        raise FaceGraftError(f"--coverage {asked} does not hold the '{info.coverage}' crops of the face model: the "
+                             "render would refuse the occlusion model", path=face_model,
+                             hint=f"leave --coverage out, or pass --coverage {info.coverage}")
+    return asked
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         say(plate.note, quiet)
     source = open_source(plate.text, colorspace=args.plate_colorspace, config=args.ocio_config)
     track = load_track(args.track)
-    cfg = OcclusionConfig(res=args.res, coverage=args.coverage, steps=args.steps, threads=args.threads, seed=args.seed)
+    cfg = OcclusionConfig(res=args.res, coverage=coverage_for(args.coverage, args.model), steps=args.steps, threads=args.threads, seed=args.seed)
     report = train_occlusion(source, track, args.roto, frames=args.frames, out=args.out, channel=args.roto_channel,
                              cfg=cfg, plate_path=plate.text, preview=args.preview, config=args.ocio_config,
                              plate_space=args.plate_colorspace, json_progress=quiet)

@@ -16,7 +16,7 @@ it is complete and stamped with this render's model, settings, track, plate fram
 pixels and the structure of its header: a new date alone is the same frame) and output format
 (docs/layers.md, "what done means for a frame"); any other frame is rendered again and the
 summary says how many and why (model changed, settings changed, track changed, plate changed,
-holdout changed, format changed, incomplete). A killed render picks up
+holdout changed, occlusion model changed, format changed, incomplete). A killed render picks up
 where it stopped. On a frame that cannot be read:
   --on-error fail  stop at once, exit 4, naming the file and frame
   --on-error skip  write no file for it, carry on, list it at the end and exit 4

@@ -8,9 +8,10 @@ Determinism: every call runs at the same batch size (short batches are padded wi
 the CPU session uses a fixed thread count, so a frame gets the same bytes alone or in a chunk.
 
 Loading refuses a model before any frame is read: ``formats.read`` checks the file (contract,
-weights, crop template) and a probe batch of grey faces checks that the graph runs and returns
-the contract's shapes and finite values. ``device`` is where it really runs and ``fallback`` why
-an expected GPU is not used (see ``runtime``); the renderer stamps both into each frame.
+weights, crop template), a shot's occlusion model is refused as such, and a probe batch of grey
+faces checks that the graph runs and returns the contract's shapes and finite values. ``device``
+is where it really runs and ``fallback`` why an expected GPU is not used (see ``runtime``); the
+renderer stamps both into each frame.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from facegraft.inference.errors import FaceGraftError, ModelFileError
 from facegraft.inference.io import colour
-from facegraft.inference.models import binding, formats, fp16, providers
+from facegraft.inference.models import binding, formats, fp16, occlusion, providers
 from facegraft.inference.models.base import ModelAdapter, ModelInfo
 from facegraft.inference.models.runtime import first_line
 
@@ -35,6 +36,10 @@ class FaceModel:
     def __init__(self, path: Union[str, Path], device: str = "auto", threads: Optional[int] = None,
                  batch: int = 4, probe: bool = True, precision: str = "fp32") -> None:
         adapter, info = formats.read(path)
+        if adapter.kind == occlusion.KIND:
+            raise ModelFileError("this is an occlusion model (from `facegraft occlusion train`), not a face model",
+                                 path=str(path), hint="pass it to --occlusion, and a face model (from `facegraft "
+                                                      "export`, or a DeepFaceLab .dfm) to --model")
         self.adapter: ModelAdapter = adapter
         self.info: ModelInfo = info
         self.path = str(path)

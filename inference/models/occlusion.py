@@ -26,6 +26,7 @@ import threading
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
+import cv2
 import numpy as np
 import onnx
 
@@ -48,6 +49,11 @@ KEYS = ("kind", "format_version", "resolution", "coverage", "template", "colorsp
         "provenance", "content_hash")
 INPUT_NAME = "face"
 OUTPUT_NAME = "occlusion"
+#: How far a render grows the model's matte before it holds the swap off it, in the model's own
+#: pixels (its crop's): the network is unsure over a pixel or so of the occluder's edge, and a swap
+#: painted over the occluder's edge shows far more than a sliver of the plate's own face beside it.
+#: The smallest grow that takes the swap off the occluders' edges in bench/occlusion.py (docs/occlusion.md).
+GROW = 0.75
 
 PathLike = Union[str, Path]
 
@@ -236,17 +242,43 @@ class OcclusionModel:
         return np.stack(out) if out else np.zeros((0, res, res), np.float32)
 
     def matte(self, rgb: np.ndarray, origin: Sequence[float], transform: np.ndarray, to_model: colour.Converter,
-              region: tuple[int, int, int, int]) -> np.ndarray:
+              region: tuple[int, int, int, int], grow: float = 0.0) -> np.ndarray:
         """The occlusion of the face at ``transform`` over ``region`` (y0, y1, x0, x1 of the plate
-        array ``rgb``, whose first pixel is at ``origin``), 0 outside the model's crop."""
+        array ``rgb``, whose first pixel is at ``origin``), 0 outside the model's crop; ``grow``:
+        the predicted matte grown by that many of its pixels first (``grow_matte``)."""
         res, coverage = self.resolution, self.info.coverage
         crop = align.crop(rgb, transform, res, coverage, origin=origin, interpolation="cubic")
         predicted = self.predict(to_model(crop).transpose(2, 0, 1)[None])[0]
+        if grow > 0:
+            predicted = grow_matte(predicted, grow)
         y0, y1, x0, x1 = region
         shape = (y1 - y0, x1 - x0)
         matte, footprint = align.uncrop(predicted, transform, coverage, shape,
                                         (origin[0] + x0, origin[1] + y0), "linear")
         return np.clip(matte, 0.0, 1.0) * footprint
+
+
+def grow_matte(matte: np.ndarray, radius: float) -> np.ndarray:
+    """``matte`` grown by ``radius`` pixels: a grey dilation by a disc, so its soft edge moves out
+    whole and a partial value (a tinted lens) stays what it is; a fractional radius blends the
+    dilations by the whole radii either side of it."""
+    matte = np.asarray(matte, np.float32)
+    if radius <= 0:
+        return matte
+    low = int(np.floor(radius))
+    blend = float(radius - low)
+    inner = _dilate(matte, low)
+    if blend < 1e-6:
+        return inner
+    return (1.0 - blend) * inner + blend * _dilate(matte, low + 1)
+
+
+def _dilate(matte: np.ndarray, radius: int) -> np.ndarray:
+    if radius < 1:
+        return matte
+    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    disc = ((xx * xx + yy * yy) <= radius * radius).astype(np.uint8)
+    return cv2.dilate(matte, disc, borderType=cv2.BORDER_REPLICATE)
 
 
 def covers(outer: str, inner: str) -> bool:
@@ -261,6 +293,15 @@ def covers(outer: str, inner: str) -> bool:
 def load(path: PathLike, device: str = "auto", threads: Optional[int] = 1) -> OcclusionModel:
     """Load and check an occlusion model for a render."""
     return OcclusionModel(path, device=device, threads=threads)
+
+
+def content_hash_of(setting: str) -> Optional[str]:
+    """The content hash of the occlusion model ``--occlusion`` names (checked as ``read`` does);
+    None for ``auto`` and ``none``. A render's stamp holds it, not the file's name: a retrained
+    model renders its frames again, the same model moved or renamed keeps them."""
+    if setting in ("auto", "none"):
+        return None
+    return read(setting).content_hash
 
 
 def missing_hands_warning(setting: str, track: ShotTrack) -> Optional[str]:
@@ -281,6 +322,7 @@ class Occluders:
                  device: str = "cpu", plate_space: str = colour.DEFAULT_PLATE_SPACE,
                  config: str = colour.DEFAULT_CONFIG, track_path: Optional[str] = None) -> None:
         self.track = track
+        self.grow = GROW  # the model's matte is grown by this many of its pixels (see GROW)
         self.hands = setting != "none" and track.hands_searched
         self.model: Optional[OcclusionModel] = None
         self.warning: Optional[str] = None
@@ -314,5 +356,5 @@ class Occluders:
             out = hands.hands_matte([h.landmarks for h in record.hands], shape, (origin[0] + x0, origin[1] + y0))
         if self.model is not None:
             self.model.check_plate(display_window, plate_path, frame)
-            np.maximum(out, self.model.matte(rgb, origin, transform, self.to_model, region), out=out)
+            np.maximum(out, self.model.matte(rgb, origin, transform, self.to_model, region, grow=self.grow), out=out)
         return out

@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping, Optional
 from facegraft.inference.errors import FaceGraftError
 from facegraft.inference.io.frames import FrameSource, SequenceSource
 from facegraft.inference.io.sequence import SequencePattern
+from facegraft.inference.models import occlusion
 from facegraft.inference.models.face_model import FaceModel
 from facegraft.inference.progress import Progress
 from facegraft.inference.render.frame import FrameRenderer
@@ -97,9 +98,11 @@ def _same_file(out_path: str, source: FrameSource, frame: int) -> bool:
 
 
 def render_stamp(model_hash: str, settings: RenderSettings, source: FrameSource, track: ShotTrack) -> RenderStamp:
-    """The stamp of a render of ``source`` with a model of ``model_hash`` and ``settings``."""
+    """The stamp of a render of ``source`` with a model of ``model_hash`` and ``settings`` (an
+    occlusion model by its content hash)."""
     holdout = SequencePattern(settings.holdout).path if settings.holdout else None
-    return RenderStamp(model_hash, settings, source, track, holdout_path=holdout)
+    return RenderStamp(model_hash, settings, source, track, holdout_path=holdout,
+                       occlusion_hash=occlusion.content_hash_of(settings.occlusion))
 
 
 # RenderSettings fields a command line (or a farm shot's options) sets; ``face`` is not among them:

@@ -6,8 +6,11 @@ the set of ``facegraft/*`` header attributes that decide a frame's bytes:
 
 * ``format_version``: :data:`facegraft.inference.io.layers.FORMAT_VERSION`, the output layout;
 * ``model_hash``: the model's content hash;
+* ``occlusion_hash``: the content hash of the occlusion model (``--occlusion FILE``; only with
+  one), so a retrained occlusion model renders the frames again;
 * ``params``: the render settings that decide pixels (``RenderSettings.params()``), with
   ``layers`` (the FaceGraft layers asked for) and ``compression`` (``plate``: the plate's own);
+  an occlusion model's file name in them is not compared (its content hash is);
 * ``plate_fingerprint``: what the plate frame is (``image_fingerprint``): for an EXR, a SHA-256
   of its stored pixel data and of the structural attributes of its headers; for another image
   format, of its file; for a video, of the whole file;
@@ -18,7 +21,7 @@ the set of ``facegraft/*`` header attributes that decide a frame's bytes:
 Not stamped, because they do not change what a frame is: the device (``facegraft/device``
 records it, and the comparison never reads it), ``--batch``, ``--threads``, the FaceGraft
 version (``format_version`` stands for it), paths (a plate moved but unchanged is the same
-plate).
+plate, an occlusion model renamed the same model).
 
 Why the plate's pixel data rather than its size and date, or a sample of it: size and
 modification time survive a re-ingest or a re-delivery that changes pixels (same resolution,
@@ -50,22 +53,24 @@ import numpy as np
 
 from facegraft.inference.io import layers
 from facegraft.inference.io.frames import FrameSource
-from facegraft.inference.render.settings import RenderSettings
+from facegraft.inference.render.settings import OCCLUSION_CHOICES, RenderSettings
 from facegraft.inference.track.trackfile import ShotTrack
 
 # Why a frame on disk is rendered again, in the order they are checked.
 INCOMPLETE = "incomplete"
 FORMAT_CHANGED = "format changed"
 MODEL_CHANGED = "model changed"
+OCCLUSION_CHANGED = "occlusion model changed"
 SETTINGS_CHANGED = "settings changed"
 TRACK_CHANGED = "track changed"
 PLATE_CHANGED = "plate changed"
 HOLDOUT_CHANGED = "holdout changed"
-REASONS = (INCOMPLETE, FORMAT_CHANGED, MODEL_CHANGED, SETTINGS_CHANGED, TRACK_CHANGED, PLATE_CHANGED,
+REASONS = (INCOMPLETE, FORMAT_CHANGED, MODEL_CHANGED, OCCLUSION_CHANGED, SETTINGS_CHANGED, TRACK_CHANGED, PLATE_CHANGED,
            HOLDOUT_CHANGED)
 
 # The per-frame stamp attributes (written as ``facegraft/KEY`` through the job's note).
 PLATE_KEY, HOLDOUT_KEY, TRACK_KEY = "plate_fingerprint", "holdout_fingerprint", "track_fingerprint"
+OCCLUSION_KEY = "occlusion_hash"
 MISSING = "missing"  # the fingerprint of a file that is not there
 FILE_PREFIX, PIXELS_PREFIX = "sha256:", "pixels-sha256:"
 _CHUNK = 1 << 20
@@ -269,8 +274,17 @@ def _params_json(params: Mapping[str, Any]) -> Any:
 
 
 def stamped_params(settings: RenderSettings) -> dict[str, Any]:
-    """``facegraft/params`` as this render must find it in a frame it keeps."""
-    return dict(settings.params())
+    """``facegraft/params`` as this render must find it in a frame it keeps (``comparable``)."""
+    return comparable(settings.params())
+
+
+def comparable(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` as the stamp compares them: an occlusion model's file name (``params`` records
+    it for the reader) stands as ``model``; its content is compared by ``OCCLUSION_KEY``."""
+    out = dict(params)
+    if out.get("occlusion") not in (None, *OCCLUSION_CHOICES):
+        out["occlusion"] = "model"
+    return out
 
 
 def output_settings(settings: RenderSettings) -> dict[str, str]:
@@ -318,8 +332,9 @@ class RenderStamp:
     already is what it would write (``check``)."""
 
     def __init__(self, model_hash: str, settings: RenderSettings, source: FrameSource, track: ShotTrack,
-                 holdout_path: Optional[Callable[[int], str]] = None) -> None:
+                 holdout_path: Optional[Callable[[int], str]] = None, occlusion_hash: Optional[str] = None) -> None:
         self.model_hash = model_hash
+        self.occlusion_hash = occlusion_hash  # the occlusion model's content hash (None: auto or none)
         self.settings = settings
         self.params = _params_json(stamped_params(settings))
         self.output = output_settings(settings)
@@ -346,6 +361,8 @@ class RenderStamp:
                  TRACK_KEY: track_fingerprint(self.track, frame, self.settings.face)}
         if self.holdout_path is not None:
             attrs[HOLDOUT_KEY] = image_fingerprint(self.holdout_path(frame))
+        if self.occlusion_hash is not None:
+            attrs[OCCLUSION_KEY] = self.occlusion_hash
         return attrs
 
     # -- whether a frame on disk is done --------------------------------------------------------
@@ -365,10 +382,14 @@ class RenderStamp:
             return FORMAT_CHANGED
         if str(found.get("model_hash", "")) != self.model_hash:
             return MODEL_CHANGED
+        if str(found.get(OCCLUSION_KEY, "")) != (self.occlusion_hash or ""):
+            return OCCLUSION_CHANGED
         try:
             params = json.loads(str(found.get("params", "")))
         except ValueError:
             params = None
+        if isinstance(params, dict):
+            params = comparable(params)
         if params != self.params or any(str(found.get(k, "")) != v for k, v in self.output.items()):
             return SETTINGS_CHANGED
         if str(found.get(TRACK_KEY, "")) != track_fingerprint(self.track, frame, self.settings.face):

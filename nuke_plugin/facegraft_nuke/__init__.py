@@ -9,6 +9,8 @@ For scripts (``nuke -t``, pipeline tools)::
     done = facegraft_nuke.render(nuke.toNode("FaceGraft1"), block=True)   # RenderError if it fails
     print(done.out, done.first, done.last, done.skipped)
     facegraft_nuke.submit(nuke.toNode("FaceGraft1"), block=True)           # the scheduler's answer
+    trained = facegraft_nuke.train_occlusion(nuke.toNode("FaceGraft1"), block=True)  # from the holdout's keys
+    print(trained.model, trained.keyframes, trained.preview)
 """
 import os
 from typing import Any, List, Optional
@@ -16,7 +18,8 @@ from typing import Any, List, Optional
 from .errors import NodeError, RenderError
 
 __version__ = "0.2.0"
-__all__ = ["NODE_CLASS", "APPLY_CLASS", "NodeError", "RenderError", "render", "submit", "cancel", "gizmo_dirs"]
+__all__ = ["NODE_CLASS", "APPLY_CLASS", "NodeError", "RenderError", "render", "submit", "train_occlusion", "cancel",
+           "gizmo_dirs"]
 
 NODE_CLASS = "FaceGraft"
 APPLY_CLASS = "FaceGraftApply"
@@ -55,8 +58,19 @@ def submit(node: Optional[Any] = None, block: bool = False) -> Any:
     return farm.submit(node if node is not None else nuke.thisNode(), block=block)
 
 
+def train_occlusion(node: Optional[Any] = None, block: bool = False) -> Any:
+    """Train a FaceGraft node's occlusion model from its holdout input's keyframes (the Train occlusion
+    button); with ``block=True`` return what was trained (``model``, ``preview``, ``keyframes``, ``seconds``),
+    RenderError when it fails. The node's 'occlusion' is then 'shot model': its renders use the model."""
+    import nuke
+
+    from . import occlusion
+
+    return occlusion.start(node if node is not None else nuke.thisNode(), block=block)
+
+
 def cancel(node: Optional[Any] = None) -> bool:
-    """Cancel a FaceGraft node's render or submission; False when none runs."""
+    """Cancel a FaceGraft node's render, training or submission; False when none runs."""
     import nuke
 
     from . import rendering

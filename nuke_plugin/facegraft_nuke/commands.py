@@ -6,7 +6,8 @@ the CLI accepts, with the CLI's defaults, and restates neither.
 """
 import json
 import os
-from typing import Any, Dict, List, NamedTuple, Optional
+import re
+from typing import Any, Dict, List, NamedTuple, Optional, Set
 
 SETTINGS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "render_settings.json")
 SETTINGS_FORMAT = 1
@@ -51,6 +52,10 @@ KNOB_SETTINGS = {
 }
 # The holdout channel menu names channels by colour.
 HOLDOUT_CHANNELS = {"alpha": "A", "red": "R", "green": "G", "blue": "B"}
+# The occlusion menu: the CLI's ``auto`` and ``none``, or the shot's occlusion model the node trained
+# from its holdout input (``--occlusion`` gets that file).
+SHOT_MODEL = "shot model"
+OCCLUSION_MENU = ("auto", "none", SHOT_MODEL)
 
 
 class Settings(NamedTuple):
@@ -75,6 +80,7 @@ class Settings(NamedTuple):
     on_error: str = default("on_error")
     holdout: Optional[str] = None
     holdout_channel: str = default("holdout_channel")
+    occlusion: str = default("occlusion")  # auto, none, or the occlusion model's file
 
 
 def frames(settings: Settings) -> str:
@@ -135,6 +141,7 @@ def _render_options(settings: Settings) -> List[str]:
     return [
         "--color-match", settings.color_match, "--blend", settings.blend,
         "--erode", _number(settings.erode), "--feather", _number(settings.feather), "--on-error", settings.on_error,
+        "--occlusion", settings.occlusion,
     ]
 
 
@@ -188,12 +195,54 @@ def farm_argv(settings: Settings, farm: FarmOptions) -> List[str]:
     return argv
 
 
+class Training(NamedTuple):
+    """How the node trains the shot's occlusion model from its holdout input."""
+
+    roto: str  # the holdout input written into the cache (its keyframes)
+    keyframes: List[int]
+    out: str  # the occlusion model file
+    steps: int = 1000
+    res: int = 128
+
+
+def parse_keyframes(text: str) -> List[int]:
+    """``1012, 1040 1077`` or ``1001-1003,1010`` -> the frames, sorted; ValueError says what is wrong."""
+    frames: Set[int] = set()
+    for word in re.split(r"[,\s]+", text.strip()):
+        if not word:
+            continue
+        match = re.match(r"^(-?\d+)(?:-(-?\d+))?$", word)
+        if match is None:
+            raise ValueError(f"'{word}' is not a frame or a range (e.g. 1012,1040,1077 or 1001-1003)")
+        first = int(match.group(1))
+        last = int(match.group(2)) if match.group(2) is not None else first
+        if last < first:
+            raise ValueError(f"the range {word} ends before it starts")
+        frames.update(range(first, last + 1))
+    return sorted(frames)
+
+
+def occlusion_argv(settings: Settings, training: Training) -> List[str]:
+    """``facegraft occlusion train``: the shot's occlusion model from the holdout's keyframes, with a crop
+    that holds the face model's (``--model``)."""
+    return settings.cli + [
+        "occlusion", "train", settings.plate, "--track", settings.track, "--roto", training.roto,
+        "--roto-channel", settings.holdout_channel, "--frames", ",".join(str(f) for f in training.keyframes),
+        "--out", training.out, "--model", settings.model, "--steps", str(int(training.steps)),
+        "--res", str(int(training.res)),
+    ] + _colour(settings) + ["--json-progress"]
+
+
 def model_info_argv(cli: List[str], model: str) -> List[str]:
     return cli + ["model-info", model, "--json"]
 
 
 def describe_model(info: dict) -> str:
     """One line for the node from ``facegraft model-info --json``: resolution, identities, colour space."""
+    if info.get("kind") == "occlusion":
+        keys = ", ".join(str(f) for f in info.get("keyframes") or [])
+        return ("an occlusion model (keyframes " + (keys or "?") + "), not a face model: pick the face model here; "
+                "Train occlusion makes the node's own")
     parts = []
     resolution = info.get("resolution")
     if resolution:

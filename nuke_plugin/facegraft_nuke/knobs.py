@@ -1,5 +1,5 @@
-"""Knob callbacks of the FaceGraft node: Render, Cancel, Submit to farm, Load farm render, frame range,
-model info.
+"""Knob callbacks of the FaceGraft node: Render, Cancel, Train occlusion, Submit to farm, Load farm render,
+frame range, model info.
 
 They run in Nuke's main thread and return at once: the work runs in :mod:`facegraft_nuke.bridge`
 jobs. What the compositor must fix is shown as a message, never raised into Nuke.
@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import nuke
 
-from . import farm, model_info, nodes, rendering
+from . import farm, model_info, nodes, occlusion, rendering
 from .errors import NodeError
 
 
@@ -26,8 +26,19 @@ def render(node: Optional[nuke.Node] = None) -> Optional[Any]:
         return None
 
 
+def train_occlusion(node: Optional[nuke.Node] = None) -> Optional[Any]:
+    """The Train occlusion button: cache the holdout's keyframes, then track if needed and train the shot's
+    occlusion model in the background; the render uses it afterwards."""
+    node = _node(node)
+    try:
+        return occlusion.start(node)
+    except NodeError as exc:
+        nuke.message(str(exc))
+        return None
+
+
 def cancel(node: Optional[nuke.Node] = None) -> bool:
-    """The Cancel button: stop this node's render or submission (frames already written stay)."""
+    """The Cancel button: stop this node's render, training or submission (frames already written stay)."""
     return rendering.cancel(_node(node))
 
 

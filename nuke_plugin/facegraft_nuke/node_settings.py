@@ -55,8 +55,35 @@ def _enum(node: nuke.Node, knob: str) -> str:
     return nodes.enum(node, knob, commands.choices(name), commands.default(name))
 
 
-def read(node: nuke.Node) -> commands.Settings:
-    """The node's render settings; NodeError says what to fix."""
+def occlusion_mode(node: nuke.Node) -> str:
+    """The 'occlusion' menu: auto, none or shot model (auto for a node saved without the knob)."""
+    return nodes.enum(node, "occlusion", list(commands.OCCLUSION_MENU), commands.default("occlusion"))
+
+
+def shot_model(folder: str) -> str:
+    """Where the node keeps the shot's occlusion model (Train occlusion writes it)."""
+    return paths.in_folder(folder, paths.OCCLUSION_NAME)
+
+
+def _occlusion(node: nuke.Node, folder: str, training: bool) -> str:
+    """What ``--occlusion`` gets: auto, none, or the shot's occlusion model (which must be trained)."""
+    mode = occlusion_mode(node)
+    if mode != commands.SHOT_MODEL:
+        return mode
+    model = shot_model(folder)
+    if not training and not os.path.isfile(model):
+        raise NodeError(f"{node.name()}: 'occlusion' is 'shot model', but the shot's occlusion model is not trained "
+                        "yet: connect the occluder's roto to the 'holdout' input and press Train occlusion (or set "
+                        "'occlusion' to auto).")
+    return model
+
+
+def read(node: nuke.Node, training: bool = False) -> commands.Settings:
+    """The node's render settings; NodeError says what to fix.
+
+    With 'occlusion' set to 'shot model' the holdout input is what the shot's occlusion model learned
+    from: the render uses the model, not the holdout (between its keyframes a roto is only an
+    interpolation). ``training``: the settings of Train occlusion, which needs the holdout."""
     if node.input(0) is None:
         raise NodeError(f"{node.name()}: connect a plate to the 'plate' input.")
     model = nodes.text(node, "model_file")
@@ -72,6 +99,11 @@ def read(node: nuke.Node) -> commands.Settings:
         python = config.find_python(nodes.text(node, "python"))
     except config.ConfigError as exc:
         raise NodeError(f"{node.name()}: {exc}") from None
+    if training and node.input(1) is None:
+        raise NodeError(f"{node.name()}: connect the roto of what passes in front of the face (its keyframes) to "
+                        "the 'holdout' input: Train occlusion learns from it.")
+    occlusion = _occlusion(node, folder, training)
+    held = node.input(1) is not None and (training or occlusion_mode(node) != commands.SHOT_MODEL)
     source = plate_source(node)
     plate = nuke.filename(source) if source is not None else None
     ocio_config = nodes.text(node, "ocio_config") or colour.check_config(colour.script_config())
@@ -93,9 +125,10 @@ def read(node: nuke.Node) -> commands.Settings:
         blend=_enum(node, "blend"),
         device=_enum(node, "device"),
         on_error=_enum(node, "on_error"),
-        holdout=paths.in_folder(folder, paths.HOLDOUT_NAME) if node.input(1) is not None else None,
+        holdout=paths.in_folder(folder, paths.HOLDOUT_NAME) if held else None,
         holdout_channel=commands.HOLDOUT_CHANNELS.get(str(nodes.value(node, "holdout_channel", "")),
                                                       commands.default("holdout_channel")),
+        occlusion=occlusion,
     )
 
 

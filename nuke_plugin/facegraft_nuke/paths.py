@@ -1,7 +1,8 @@
 """Where a FaceGraft node's files live (pure: no ``nuke``).
 
-``CACHE/SCRIPT/NODE_ID/`` holds the cached plate and holdout, the shot track, the render, the
-stamps that say what they were made from, the logs and the farm job folders. The node's Writes
+``CACHE/SCRIPT/NODE_ID/`` holds the cached plate and holdout, the shot track, the shot's
+occlusion model and its preview sheet, the render, the stamps that say what they were made
+from, the logs and the farm job folders. The node's Writes
 write into ``incoming/``; a frame moves up to the cache only when its pixels changed, so FaceGraft's
 resume sees unchanged frames as unchanged:
 
@@ -21,6 +22,7 @@ HOLDOUT_NAME = "holdout.####.exr"
 RENDER_NAME = "render.####.exr"
 TRACK_NAME = "shot.fgtrack.json"
 TRACK_STAMP = "track.stamp.json"
+OCCLUSION_NAME = "occlusion.onnx"  # the shot's occlusion model (Train occlusion); its sheet: occlusion.preview.png
 INCOMING = "incoming"
 LOGS = "logs"
 JOBS = "jobs"

@@ -38,14 +38,18 @@ def status(node: nuke.Node, message: str) -> None:
     nodes.set_value(node, "status", message)
 
 
-def write_inputs(node: nuke.Node, chosen: commands.Settings) -> None:
+def write_inputs(node: nuke.Node, chosen: commands.Settings, holdout_frames: Optional[List[int]] = None) -> None:
     """Write the plate (unless it is read straight from disk) and the holdout into the node's ``incoming``
-    folder (:func:`promote_inputs` then keeps what did not change)."""
+    folder (:func:`promote_inputs` then keeps what did not change); the holdout only on ``holdout_frames``
+    when given (the keyframes Train occlusion learns from)."""
     folder = node_settings.node_folder(chosen)
     if chosen.plate == paths.in_folder(folder, paths.PLATE_NAME):
         execute_cache_write(node, nodes.PLATE_WRITE, chosen.first, chosen.last)
-    if chosen.holdout:
+    if chosen.holdout and holdout_frames is None:
         execute_cache_write(node, nodes.HOLDOUT_WRITE, chosen.first, chosen.last)
+    elif chosen.holdout:
+        for frame in holdout_frames or []:
+            execute_cache_write(node, nodes.HOLDOUT_WRITE, frame, frame)
 
 
 def staged(final: str) -> str:
@@ -120,25 +124,34 @@ def needs_track(chosen: commands.Settings, cached_plate: bool) -> Optional[Dict[
     return stamp
 
 
+def track_if_needed(job: bridge.Job, chosen: commands.Settings, cached_plate: bool) -> Optional[bridge.StepResult]:
+    """Track (a step of ``job`` weighing 1) when the plate or the tracking settings changed; None when the
+    shot track is up to date (the step's weight is taken off the job)."""
+    folder = node_settings.node_folder(chosen)
+    stamp = needs_track(chosen, cached_plate)
+    if stamp is None:
+        job.total_weight -= 1.0
+        return None
+    stamps.remove(paths.in_folder(folder, paths.TRACK_STAMP))
+    result = job.step(bridge.Step("track", commands.track_argv(chosen), 1.0,
+                                  log=paths.in_folder(paths.in_folder(folder, paths.LOGS), "track.log")))
+    if result.ok:
+        stamps.write(paths.in_folder(folder, paths.TRACK_STAMP), stamp)
+    return result
+
+
 def _work(chosen: commands.Settings, cached_plate: bool) -> Callable[[bridge.Job], bridge.StepResult]:
     """Track when needed, then render without --overwrite: FaceGraft renders again exactly the frames whose
-    model, settings, plate or track entry changed, and keeps the rest."""
+    model, occlusion model, settings, plate or track entry changed, and keeps the rest."""
     folder = node_settings.node_folder(chosen)
     logs = paths.in_folder(folder, paths.LOGS)
 
     def work(job: bridge.Job) -> bridge.StepResult:
         job.message("checking the plate")
         promote_inputs(chosen)
-        stamp = needs_track(chosen, cached_plate)
-        if stamp is not None:
-            stamps.remove(paths.in_folder(folder, paths.TRACK_STAMP))
-            result = job.step(bridge.Step("track", commands.track_argv(chosen), 1.0,
-                                          log=paths.in_folder(logs, "track.log")))
-            if not result.ok:
-                return result
-            stamps.write(paths.in_folder(folder, paths.TRACK_STAMP), stamp)
-        else:
-            job.total_weight -= 1.0
+        tracked = track_if_needed(job, chosen, cached_plate)
+        if tracked is not None and not tracked.ok:
+            return tracked
         tolerate = (4,) if chosen.on_error == "skip" else ()
         return job.step(bridge.Step("render", commands.render_argv(chosen), 3.0,
                                     log=paths.in_folder(logs, "render.log"), tolerate=tolerate))
@@ -188,7 +201,7 @@ def start(node: nuke.Node, block: bool = False) -> Any:
     RenderError on failure). Errors to fix first raise NodeError in both modes."""
     key = job_key(node)
     if bridge.running(key) is not None:
-        raise NodeError(f"{node.name()} is already rendering: wait for it or press Cancel.")
+        raise NodeError(f"{node.name()} is busy (rendering or training): wait for it or press Cancel.")
     chosen = node_settings.read(node)
     cached_plate = node_settings.plate_source(node) is None
     write_inputs(node, chosen)

@@ -220,3 +220,100 @@ def test_the_setting_takes_auto_none_or_a_model_file(shot: dict, tmp_path: Path)
     with pytest.raises(ModelFileError, match="face model, not an occlusion model"):
         render_shot(open_source(shot["plate"]), shot["track"], shot["model"], str(tmp_path / "r.####.exr"),
                     RenderSettings(occlusion=str(face)))
+
+
+# -- the resume stamp: the occlusion model by its content -------------------------------------
+
+def test_a_retrained_occlusion_model_renders_again_a_renamed_one_does_not(shot: dict, tmp_path: Path) -> None:
+    from facegraft.inference.render import stamp
+
+    frames = list(range(FIRST, FIRST + 2))
+    source = open_source(shot["plate"])
+    out = str(tmp_path / "r" / "r.####.exr")
+    model = tmp_path / "sh010_occ.onnx"
+    build_band_model(model, rows=(24, 40))
+
+    def render(occlusion: str) -> object:
+        return render_shot(source, shot["track"], shot["model"], out, RenderSettings(occlusion=occlusion, **PLAIN))
+
+    def matte(frame: int) -> np.ndarray:
+        return read_layers(out.replace("####", f"{frame:04d}"))[0]["matte.occlusion"]
+
+    first = render(str(model))
+    assert first.rendered == frames and first.stale == {}
+    _, attrs = read_layers(out.replace("####", f"{FIRST:04d}"))
+    assert attrs["facegraft/occlusion_hash"] == occlusion_file.read(model).content_hash
+    before = matte(FIRST)
+    assert render(str(model)).existing == frames  # nothing changed: every frame kept
+
+    build_band_model(model, rows=(16, 48))  # trained again: other weights in the same file
+    again = render(str(model))
+    assert again.stale == {f: stamp.OCCLUSION_CHANGED for f in frames} and again.rendered == frames
+    after = matte(FIRST)
+    assert (after > 0.999).sum() > (before > 0.999).sum() + 100  # the wider band is in the frames now
+
+    moved = tmp_path / "elsewhere" / "renamed_occ.onnx"
+    moved.parent.mkdir()
+    moved.write_bytes(model.read_bytes())  # the same model under another name and folder
+    kept = render(str(moved))
+    assert kept.existing == frames and kept.stale == {} and kept.rendered == []
+    assert np.array_equal(matte(FIRST), after)
+
+    assert render("none").stale == {f: stamp.OCCLUSION_CHANGED for f in frames}  # no model any more
+    assert render("auto").stale == {f: stamp.SETTINGS_CHANGED for f in frames}
+
+
+# -- an occlusion model is never a face model -------------------------------------------------
+
+def test_a_face_model_load_refuses_an_occlusion_model_naming_it(shot: dict, tmp_path: Path) -> None:
+    band = build_band_model(tmp_path / "sh010_occ.onnx")
+    for probe in (True, False):  # refused at load, before any graph runs
+        with pytest.raises(ModelFileError, match="is an occlusion model .*, not a face model") as info:
+            face_model.load(band, device="cpu", probe=probe)
+        assert info.value.path == str(band) and "--occlusion" in str(info.value.hint)
+    track = tmp_path / "sh010.fgtrack.json"
+    save_track(shot["track"], track)
+    result = subprocess.run([sys.executable, "-m", "facegraft.cli.main", "render", shot["plate"], "--track",
+                             str(track), "--model", str(band), "--out", str(tmp_path / "r.####.exr")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 5, result.stderr
+    assert str(band) in result.stderr and "occlusion model" in result.stderr
+
+
+# -- the model's matte is grown before it holds the swap off -----------------------------------
+
+def test_grow_matte_moves_the_edge_out_and_keeps_partial_values() -> None:
+    matte = np.zeros((11, 11), np.float32)
+    matte[4:7, 4:7] = 0.6  # a tinted lens: 0.6 stays 0.6
+    assert np.array_equal(occlusion_file.grow_matte(matte, 0.0), matte)
+    whole = occlusion_file.grow_matte(matte, 1.0)
+    assert whole.max() == pytest.approx(0.6) and (whole > 0).sum() == 9 + 12  # one pixel out (a cross-shaped disc)
+    assert whole[3, 5] == pytest.approx(0.6) and whole[3, 3] == 0.0
+    part = occlusion_file.grow_matte(matte, 0.75)  # a fractional grow: the ring between the two
+    assert part[3, 5] == pytest.approx(0.45) and np.array_equal(part[4:7, 4:7], matte[4:7, 4:7])
+    two = occlusion_file.grow_matte(matte, 2.0)
+    assert two[2, 5] == pytest.approx(0.6) and two[3, 3] == pytest.approx(0.6) and two[2, 2] == 0.0
+
+
+def test_a_render_applies_the_model_matte_grown(shot: dict, tmp_path: Path) -> None:
+    """matte.occlusion is the model's matte grown by GROW of its pixels: the band held off a little
+    wider than the model draws it, with a partial ring where the grow ends."""
+    band = build_band_model(tmp_path / "band.onnx")
+    source = open_source(shot["plate"])
+    out = str(tmp_path / "r" / "r.####.exr")
+    render_shot(source, shot["track"], shot["model"], out, RenderSettings(occlusion=str(band), **PLAIN))
+    got, _ = read_layers(out.replace("####", f"{FIRST:04d}"))
+    model = occlusion_file.load(band, device="cpu")
+    plate = source.read(FIRST)
+    h, w = plate.shape
+    face = shot["track"].face(FIRST)
+    to_model = lambda rgb: rgb  # noqa: E731  (the band model ignores its input)
+    drawn = model.matte(plate.rgb, plate.origin, face.transform, to_model, (0, h, 0, w))
+    grown = model.matte(plate.rgb, plate.origin, face.transform, to_model, (0, h, 0, w), grow=occlusion_file.GROW)
+    assert occlusion_file.GROW > 0 and (grown >= drawn).all()
+    region = got["matte.face"] > 0
+    assert np.abs(got["matte.occlusion"][region] - grown[region]).max() < 2e-3  # stored as half
+    columns = np.nonzero(region.any(0))[0]
+    column = columns[len(columns) // 2]  # down the middle of the face
+    held, drawn_rows = got["matte.occlusion"][:, column] >= 0.5, drawn[:, column] >= 0.5
+    assert held.sum() == drawn_rows.sum() + 2  # a row wider each side (this crop is 1 px per plate px)

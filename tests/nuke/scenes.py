@@ -2,7 +2,7 @@
 
 A plate has rgba plus the layers a comp carries (``depth.Z``, ``motion.u/v``, a cryptomatte layer);
 a render has what ``facegraft render`` writes (docs/layers.md): ``R,G,B,A`` = swap over plate,
-``swap.R/G/B/A`` premultiplied, ``matte.face``, ``matte.holdout``, ``stmap.R/G`` -- in one part, or
+``swap.R/G/B/A`` premultiplied, ``matte.face``, ``matte.occlusion``, ``matte.holdout``, ``stmap.R/G`` -- in one part, or
 with the FaceGraft layers in a second part on a data window around the face.
 """
 from __future__ import annotations
@@ -70,9 +70,11 @@ def render_pixels(plate: dict[str, np.ndarray], frame: int) -> dict[str, np.ndar
     swap = [c * matte for c in colour]
     out = {name: plate[name] * (1.0 - matte) + s for name, s in zip("RGB", swap)}
     out["A"] = matte + plate["A"] * (1.0 - matte)
-    out.update({"swap.R": swap[0], "swap.G": swap[1], "swap.B": swap[2], "swap.A": matte,
-                "matte.face": np.clip(matte * 1.2, 0, 1), "matte.holdout": np.zeros_like(matte)})
     yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32) + 0.5
+    occlusion = np.clip(1.0 - np.abs(yy - (FACE_BOX[1] + 12.0)) / 3.0, 0, 1) * (matte > 0)  # a band like sunglasses
+    out.update({"swap.R": swap[0], "swap.G": swap[1], "swap.B": swap[2], "swap.A": matte,
+                "matte.face": np.clip(matte * 1.2, 0, 1), "matte.occlusion": occlusion.astype(np.float32),
+                "matte.holdout": np.zeros_like(matte)})
     inside = (matte > 0).astype(np.float32)
     out["stmap.R"] = (xx / WIDTH) * inside
     out["stmap.G"] = (1.0 - yy / HEIGHT) * inside
@@ -81,7 +83,8 @@ def render_pixels(plate: dict[str, np.ndarray], frame: int) -> dict[str, np.ndar
     return out
 
 
-FACEGRAFT_CHANNELS = ("swap.R", "swap.G", "swap.B", "swap.A", "matte.face", "matte.holdout", "stmap.R", "stmap.G")
+FACEGRAFT_CHANNELS = ("swap.R", "swap.G", "swap.B", "swap.A", "matte.face", "matte.occlusion", "matte.holdout",
+                      "stmap.R", "stmap.G")
 
 
 def write_render(pattern: str, frames: range, plate_gain: float = 1.0, multipart: bool = False,

@@ -323,6 +323,6 @@ def test_old_scripts_without_newer_knobs_still_read_their_settings(fake: object,
     chosen = node_settings.read(node)
     for field, name in (("face", "face"), ("smoothing", "smooth"), ("erode", "erode"), ("feather", "feather"),
                         ("color_match", "color_match"), ("blend", "blend"), ("device", "device"),
-                        ("on_error", "on_error"), ("holdout_channel", "holdout_channel")):
+                        ("on_error", "on_error"), ("holdout_channel", "holdout_channel"), ("occlusion", "occlusion")):
         assert getattr(chosen, field) == default(name), field
     assert chosen.first == nuke.root().firstFrame() and node["node_id"].value()

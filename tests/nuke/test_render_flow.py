@@ -169,7 +169,7 @@ def test_nothing_runs_twice_for_one_node(fake: object, tmp_path: Path) -> None:
     blocker = bridge.Job(rendering.job_key(node), "busy", lambda job: bridge.StepResult(True))
     blocker._register()
     try:
-        assert knobs.render(node) is None and "already rendering" in nuke.recorded("message")[-1][1]
+        assert knobs.render(node) is None and "busy (rendering or training)" in nuke.recorded("message")[-1][1]
         assert knobs.submit_farm(node) is None and "busy" in nuke.recorded("message")[-1][1]
     finally:
         blocker._unregister()

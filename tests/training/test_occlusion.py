@@ -238,3 +238,54 @@ def test_extract_can_mask_the_hands_from_the_loss_instead(woman_track: tuple[str
             assert faces[i].sum() < 0.9 * faces[4:].sum(axis=(1, 2)).mean()
         else:
             assert hand.max() == 0.0
+
+
+# -- model-info, and the face-model loader ----------------------------------------------------------
+
+def test_model_info_describes_an_occlusion_model(trained: occlusion.OcclusionReport,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    assert cli_main(["model-info", str(trained.path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["kind"], data["resolution"], data["coverage"], data["keyframes"]) == (
+        "occlusion", RES, "whole_face", list(KEYS))
+    assert data["provenance"]["plate"]["display_window"] == [0, 0, 640, 360] and data["provenance"]["steps"] == 160
+    assert cli_main(["model-info", str(trained.path)]) == 0
+    rows = dict(re.match(r"^(.*?)\s{2,}(.*)$", line).groups() for line in capsys.readouterr().out.splitlines())  # type: ignore[union-attr]
+    assert rows["kind"] == "occlusion" and rows["resolution"] == f"{RES} x {RES}" and rows["coverage"] == "whole_face"
+    assert rows["use"].startswith("an occlusion model: pass it to `facegraft render --occlusion`")
+    assert rows["trained on"].startswith("a 640 x 360 plate: ") and rows["trained on"].endswith("sh010.####.exr")
+    assert rows["roto"].endswith("sh010_roto.####.exr (channel A)") and rows["keyframes"] == "1002, 1006, 1010"
+    assert re.match(r"^160 steps in [\d.]+ s$", rows["training"]) and "identities" not in rows
+    assert rows["content hash"] == occlusion_file.read(trained.path).content_hash
+
+
+def test_a_face_model_load_refuses_the_trained_occlusion_model(trained: occlusion.OcclusionReport) -> None:
+    from facegraft.inference.models import face_model
+
+    with pytest.raises(ModelFileError, match=r"this is an occlusion model \(from `facegraft occlusion train`\), not a "
+                                             "face model") as info:
+        face_model.load(trained.path, device="cpu")
+    assert info.value.path == str(trained.path)
+
+
+def test_the_crop_holds_the_face_model_s(tmp_path: Path, trained: occlusion.OcclusionReport) -> None:
+    """`occlusion train --model FACE`: the coverage follows a larger face model; a smaller one is refused."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "inference"))
+    from render_models import build_identity_model
+
+    from facegraft.cli.occlusion import coverage_for
+
+    head = build_identity_model(tmp_path / "head.onnx", res=64, coverage="head")
+    small = build_identity_model(tmp_path / "face.onnx", res=64, coverage="face")
+    assert coverage_for(None, None) == "whole_face" and coverage_for("face", None) == "face"
+    assert coverage_for(None, str(head)) == "head" and coverage_for(None, str(small)) == "whole_face"
+    assert coverage_for("head", str(small)) == "head"
+    with pytest.raises(FaceGraftError, match="--coverage whole_face does not hold the 'head' crops") as info:
+        coverage_for("whole_face", str(head))
+    assert info.value.path == str(head)
+    with pytest.raises(FaceGraftError, match="--model takes the face model"):
+        coverage_for(None, str(trained.path))

@@ -314,6 +314,10 @@ class Array_Knob(Knob):
     def valueAt(self, *args: Any, **kwargs: Any) -> Any:
         return self.getValueAt(*args, **kwargs)
 
+    def getKeyList(self) -> List[float]:
+        """The frames keyed on any index (an expression has none)."""
+        return sorted({t for keys in self._keys.values() for t in keys})
+
 
 def _interpolate(keys: Dict[float, float], frame: float) -> float:
     times = sorted(keys)
@@ -405,9 +409,17 @@ class Script_Knob(String_Knob):
         self._command = cmd
 
     def execute(self) -> None:
+        """Run the button as Nuke does: a callable, or the knob's Python with thisNode()/thisKnob() set."""
         record("execute", self._node.name() if self._node else None, self._name)
         if callable(self._command):
             self._command()
+        elif isinstance(self._command, str) and self._command.strip():
+            before = list(_this)
+            _this[0], _this[1] = self._node, self
+            try:
+                exec(compile(self._command, f"<{self._name} button>", "exec"), {"__name__": "__main__"})
+            finally:
+                _this[0], _this[1] = before
 
 
 class PyScript_Knob(Script_Knob):
@@ -416,6 +428,72 @@ class PyScript_Knob(Script_Knob):
 
 class Tab_Knob(Knob):
     pass
+
+
+# -- Roto / RotoPaint shapes (``nuke.rotopaint`` in Nuke: the ``curves`` knob and its elements) ---------------
+
+
+class AnimControlPoint:
+    """A control point with its keyframe times."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._times: List[float] = []
+
+    def addKey(self, time: Any, controlPointOrDim: Any, view: Any) -> None:
+        self._times = sorted(set(self._times) | {float(time)})
+
+    def getControlPointKeyTimes(self, view: str = "") -> List[float]:
+        return list(self._times)
+
+
+class ShapeControlPoint:
+    """A shape's point: its centre (keyed where the artist keyed the shape) and feather."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.center = AnimControlPoint()
+        self.featherCenter = AnimControlPoint()
+
+
+class Shape:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._points: List[ShapeControlPoint] = []
+
+    def append(self, shapeControlPoint: Any) -> None:
+        self._points.append(shapeControlPoint)
+
+    def __getitem__(self, index: int) -> ShapeControlPoint:
+        return self._points[index]
+
+    def __len__(self) -> int:
+        return len(self._points)
+
+    def __iter__(self) -> Any:
+        return iter(self._points)
+
+
+class Layer:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._elements: List[Any] = []
+
+    def append(self, element: Any) -> None:
+        self._elements.append(element)
+
+    def __getitem__(self, index: int) -> Any:
+        return self._elements[index]
+
+    def __len__(self) -> int:
+        return len(self._elements)
+
+    def __iter__(self) -> Any:
+        return iter(self._elements)
+
+
+class CurveKnob(Knob):
+    """A Roto node's ``curves`` knob: ``rootLayer`` holds its layers and shapes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        Knob.__init__(self, *args, **kwargs)
+        self.rootLayer = Layer()
 
 
 # -- nodes --------------------------------------------------------------------------------------------
