@@ -29,7 +29,8 @@ def test_menu_creates_both_nodes_from_the_toolbar_with_their_icons(fake: object)
     icons = {c[2]: c[3] for c in nuke.recorded("addCommand") if c[1] == "Nodes"}
     assert icons == {"FaceGraft/FaceGraft": "FaceGraft.png", "FaceGraft/FaceGraftApply": "FaceGraftApply.png"}
     assert all((REPO / "gizmos" / icon).is_file() for icon in icons.values())
-    assert {"FaceGraft node", "Render selected FaceGraft", "Cancel all FaceGraft renders"} <= set(
+    assert {"FaceGraft node", "Render selected FaceGraft", "Train occlusion on selected FaceGraft",
+            "Cancel all FaceGraft renders"} <= set(
         nuke.menu("Nuke").items["FaceGraft"].items)
     knob_changed = {c[2]: c[1].__name__ for c in nuke.recorded("addKnobChanged")}
     assert knob_changed == {"FaceGraft": "knob_changed", "FaceGraftApply": "knob_changed"}
