@@ -41,10 +41,12 @@ unit: setup
 
 test: lint typecheck unit
 
+# Each benchmark's table is also kept in bench/out/NAME.txt (about 20 minutes on two quiet cores).
 bench: setup
-	$(BIN)/python bench/track.py
-	$(BIN)/python bench/render.py
-	$(BIN)/python bench/train.py
+	@mkdir -p bench/out
+	set -o pipefail; $(BIN)/python bench/track.py | tee bench/out/track.txt
+	set -o pipefail; $(BIN)/python bench/render.py | tee bench/out/render.txt
+	set -o pipefail; $(BIN)/python bench/train.py | tee bench/out/train.txt
 
 clean:
 	rm -rf $(VENV) demo_out bench/out build

@@ -29,6 +29,7 @@ oiiotool's), and on a GPU the device memory in use at its peak during the row mi
 from __future__ import annotations
 
 import argparse
+import ctypes
 import datetime
 import json
 import os
@@ -97,6 +98,46 @@ CPU = Scale("cpu", (960, 540), 4, "zip", 64, 16, 2, (("cpu", "fp32"), ("cpu", "f
 def peak_rss_mib(children: bool = False) -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF)
     return usage.ru_maxrss / 1024.0  # KiB on Linux
+
+
+class PeakRss:
+    """Peak resident memory (MiB) of this process over a ``with`` block.
+
+    Linux resets a process's high-water mark (``VmHWM``) when ``5`` is written to
+    ``/proc/self/clear_refs`` (after glibc's ``malloc_trim`` has returned freed heap to the
+    system); where that fails, ``peak`` is the process's peak so far (``ru_maxrss``) and
+    ``exact`` is False."""
+
+    def __init__(self) -> None:
+        self.peak = 0.0
+        self.exact = False
+
+    @staticmethod
+    def _hwm() -> Optional[float]:
+        try:
+            found = re.search(r"^VmHWM:\s+(\d+)\s+kB", Path("/proc/self/status").read_text(), re.M)
+        except OSError:
+            return None
+        return int(found.group(1)) / 1024 if found else None
+
+    def __enter__(self) -> PeakRss:
+        try:  # hand memory freed by earlier work back to the system first, so it does not count here
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+            self.exact = self._hwm() is not None
+        except OSError:
+            self.exact = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        hwm = self._hwm() if self.exact else None
+        self.peak = hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def text(self) -> str:
+        return f"{self.peak:.0f}" + ("" if self.exact else "*")
 
 
 class GpuMemory:
@@ -305,20 +346,25 @@ def row_train(scale: Scale, res: int, compile_net: bool, cpu: bool) -> dict[str,
     sources = {name: MemoryFaces(64, res, seed) for seed, name in enumerate(names)}
     g = torch.Generator().manual_seed(0)
     out: dict[str, Any] = {}
+    check = device.type != "cuda"  # on a GPU no step waits for its loss (the loop reads them back in batches)
     with Feeder(sources, scale.train_batch, res, device, workers=scale.workers) as feeder:
         started = time.perf_counter()
         for _ in range(scale.warmup + (3 if compile_net else 0)):
-            train_step(parts, feeder.draw, g)
+            train_step(parts, feeder.draw, g, check=check)
         if device.type == "cuda":
             torch.cuda.synchronize()
         out["warmup_s"] = time.perf_counter() - started
-        waited, started, samples = feeder.waited, time.perf_counter(), 0
+        waited, started, samples, losses = feeder.waited, time.perf_counter(), 0, []
         for _ in range(scale.steps):
-            samples += train_step(parts, feeder.draw, g).samples
+            done = train_step(parts, feeder.draw, g, check=check)
+            samples += done.samples
+            losses.append(done.loss)
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - started
         out["waited"] = (feeder.waited - waited) / seconds
+    if not bool(torch.isfinite(torch.stack(losses)).all()):
+        raise RuntimeError("the training loss is not finite")
     out["samples_per_s"] = samples / seconds
     out["tflops"] = flops_per_face * samples / seconds / 1e12
     if device.type == "cuda":

@@ -8,6 +8,11 @@
   exposure shift of a stop is an offset of 1/17.52, white balance a per-channel offset,
   contrast a scale about mid grey, saturation a mix with luma. The model learns to carry the
   plate's grade through to the swap.
+
+Random numbers are drawn on the CPU from one generator in a fixed order, whatever device the
+faces live on; the few numbers a batch needs go to that device with asynchronous copies, and
+the grids and warps are built there (on a GPU, a synchronous copy would make the CPU wait for
+every queued kernel, every step).
 """
 from __future__ import annotations
 
@@ -37,6 +42,13 @@ class AugmentConfig:
     saturation: float = 0.2  # +- relative
 
 
+def _to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``x`` (small, CPU) on ``like``'s device and in its dtype, without waiting for that device."""
+    if like.device.type == "cuda":
+        x = x.pin_memory().to(like.device, non_blocking=True)
+    return x.to(like.dtype)
+
+
 def _uniform(n: int, spread: float, g: torch.Generator) -> torch.Tensor:
     return (torch.rand(n, generator=g) * 2 - 1) * spread
 
@@ -52,9 +64,13 @@ def _affine(n: int, cfg: AugmentConfig, g: torch.Generator) -> tuple[torch.Tenso
     return theta, flip < 0
 
 
-def _warp_offsets(n: int, res: int, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
-    """A smooth random displacement field ``[N,R,R,2]`` in normalised units."""
-    coarse = torch.randn(n, 2, cfg.warp_cells, cfg.warp_cells, generator=g) * (2 * cfg.warp)
+def _warp_coarse(n: int, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
+    """The control points ``[N,2,C,C]`` of a smooth random displacement (normalised units)."""
+    return torch.randn(n, 2, cfg.warp_cells, cfg.warp_cells, generator=g) * (2 * cfg.warp)
+
+
+def _warp_offsets(coarse: torch.Tensor, res: int) -> torch.Tensor:
+    """The displacement field ``[N,R,R,2]`` through the control points ``coarse`` (on their device)."""
     fine = F.interpolate(coarse, size=(res, res), mode="bicubic", align_corners=True)
     return fine.permute(0, 2, 3, 1)
 
@@ -66,13 +82,17 @@ def jitter_colour(images: list[torch.Tensor], cfg: AugmentConfig, g: torch.Gener
         n * 3, cfg.white_balance * ACESCCT_STOP, g).reshape(n, 3)
     contrast = 1.0 + _uniform(n, cfg.contrast, g)
     saturation = 1.0 + _uniform(n, cfg.saturation, g)
-    luma_w = torch.tensor(LUMA).reshape(1, 3, 1, 1)
+    # one copy to the device: luma weights [3], saturation [N], contrast [N], offsets [N*3]
+    params = _to(torch.cat([torch.tensor(LUMA), saturation, contrast, offset.reshape(-1)]), images[0])
+    luma_w = params[:3].reshape(1, 3, 1, 1)
+    saturation, contrast = params[3:3 + n].reshape(n, 1, 1, 1), params[3 + n:3 + 2 * n].reshape(n, 1, 1, 1)
+    offset = params[3 + 2 * n:].reshape(n, 3, 1, 1)
     out = []
     for image in images:
-        luma = (image * luma_w.to(image)).sum(1, keepdim=True)
-        x = luma + (image - luma) * saturation.reshape(n, 1, 1, 1).to(image)
-        x = ACESCCT_MID_GREY + (x - ACESCCT_MID_GREY) * contrast.reshape(n, 1, 1, 1).to(image)
-        out.append(x + offset.reshape(n, 3, 1, 1).to(image))
+        luma = (image * luma_w).sum(1, keepdim=True)
+        x = luma + (image - luma) * saturation
+        x = ACESCCT_MID_GREY + (x - ACESCCT_MID_GREY) * contrast
+        out.append(x + offset)
     return out
 
 
@@ -87,14 +107,19 @@ def augment(faces: torch.Tensor, mattes: torch.Tensor, cfg: AugmentConfig, g: to
     """``faces [N,3,R,R]``, ``mattes [N,K,R,R]`` -> the warped input, the target and its mattes.
 
     Random numbers are drawn on the CPU from ``g`` in a fixed order, whatever device the
-    tensors live on, so a run (and its resume) repeats exactly.
+    tensors live on, so a run (and its resume) repeats exactly; the grids are built on the
+    faces' device. ``flipped`` stays on the CPU.
     """
     n, _, res, _ = faces.shape
     theta, flipped = _affine(n, cfg, g)
-    warp = _warp_offsets(n, res, cfg, g)
-    grid = F.affine_grid(theta, [n, 1, res, res], align_corners=False).to(faces)
+    coarse = _warp_coarse(n, cfg, g)
+    # one copy to the device: theta [N,2,3] and the warp's control points [N,2,C,C], in float32
+    params = _to(torch.cat([theta.reshape(-1), coarse.reshape(-1)]), faces.new_empty(0, dtype=torch.float32))
+    theta, coarse = params[:theta.numel()].reshape(theta.shape), params[theta.numel():].reshape(coarse.shape)
+    grid = F.affine_grid(theta, [n, 1, res, res], align_corners=False).to(faces.dtype)
+    warp = _warp_offsets(coarse, res).to(faces.dtype)
     target = F.grid_sample(faces, grid, mode="bilinear", padding_mode="border", align_corners=False)
     target_mattes = F.grid_sample(mattes, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    warped = F.grid_sample(faces, grid + warp.to(faces), mode="bilinear", padding_mode="border", align_corners=False)
+    warped = F.grid_sample(faces, grid + warp, mode="bilinear", padding_mode="border", align_corners=False)
     warped, target = jitter_colour([warped, target], cfg, g)
     return Augmented(warped, target, target_mattes, flipped)
