@@ -9,6 +9,7 @@ Examples:
   facegraft train --faceset facesets/actor --faceset facesets/double --out runs/sh010 --val 0.1
   facegraft train --faceset facesets/actor --faceset facesets/double --out runs/sh010 --steps 200000 --resume
   facegraft train --faceset facesets/actor --faceset facesets/double --out runs/sh010 --arch liae --source actor
+  facegraft train --faceset facesets/actor --faceset facesets/double --out runs/sh010 --landmarks 1 --adversarial 0.1
   tensorboard --logdir runs/sh010/tensorboard
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ class DEFAULTS:
 
     lr, lr_decay, lr_final, arch, expression, teacher, features, balance, val, eval_every = (
         2e-4, "cosine", 0.1, "comb", 0.0, 0.5, 3.0, 0.5, 0.0, 250)
+    landmarks, landmark_faces, adversarial = 0.0, 4, 0.0
 
 
 NAME = "train"
@@ -66,6 +68,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"teaches the head what the decoder needs (default {d.teacher:g})")
     parser.add_argument("--features", type=float, default=d.features, metavar="WEIGHT",
                         help=f"extra L1 weight on the eyes and mouth, from each face's own landmarks (default {d.features:g})")
+    parser.add_argument("--landmarks", type=float, default=d.landmarks, metavar="WEIGHT",
+                        help="landmark consistency: FaceMesh and the iris model read the rebuilt faces and the swaps "
+                             "(each face drawn by the other decoders) inside the training graph; their eyes, lids, "
+                             "irises, brows and lips must sit where the input face has them (error over the eye "
+                             "distance). It pushes the swap to blink, squint and talk with the plate; costs FaceMesh "
+                             "and iris passes every step (see docs/training.md). About 1 weighs it like the colour losses; "
+                             f"0 turns it off (default {d.landmarks:g})")
+    parser.add_argument("--landmark-faces", type=int, default=d.landmark_faces, metavar="N",
+                        help="faces per identity per step the landmark loss reads: its cost grows with N "
+                             f"(0: the whole --batch; default {d.landmark_faces})")
+    parser.add_argument("--adversarial", type=float, default=d.adversarial, metavar="WEIGHT",
+                        help="adversarial patch loss: a small PatchGAN critic, trained alongside, judges 22 px "
+                             "patches of the rebuilt faces against the real ones (face only), meant to sharpen skin, "
+                             "lashes and teeth that L1 and SSIM leave soft. A small weight (0.1) once the faces look "
+                             f"right; 0 turns it off (default {d.adversarial:g})")
     parser.add_argument("--balance", type=float, default=d.balance, metavar="0..1",
                         help="draw faces evenly over bins of yaw, pitch, eye and mouth openness (1), uniformly over "
                              f"faces (0), or a mix, so rare blinks and poses are not drowned (default {d.balance:g})")
@@ -94,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
         facesets=args.faceset, out=args.out, res=args.res, steps=args.steps, batch=args.batch, width=args.width,
         latent=args.latent, lr=args.lr, lr_decay=args.lr_decay, lr_final=args.lr_final, arch=args.arch,
         source=args.source, expression=args.expression, condition=args.condition, teacher=args.teacher,
-        features=args.features,
+        features=args.features, landmarks=args.landmarks, landmark_faces=args.landmark_faces,
+        adversarial=args.adversarial,
         balance=args.balance, val=args.val, eval_every=args.eval_every, seed=args.seed, resume=args.resume, preview_every=args.preview_every,
         save_every=args.save_every, ms_ssim=args.ms_ssim, compile=args.compile, device=args.device,
         threads=args.threads, tensorboard=not args.no_tensorboard, json_progress=args.json_progress,

@@ -1,7 +1,9 @@
 """Checkpoints: everything needed to continue a run exactly where it stopped.
 
 One file, ``RUN/checkpoint.pt``: network config and weights, optimizer state, every random
-generator's state, the step, the training settings and the facesets used. Writes are atomic
+generator's state, the step, the training settings and the facesets used; with the adversarial
+patch loss also its critic and the critic's optimizer (``adversarial``; absent when the loss is
+off, so a run that resumes with another setting is told, not broken). Writes are atomic
 and the previous checkpoint is kept as ``checkpoint.prev.pt``. Loading uses
 ``torch.load(weights_only=True)``: a checkpoint cannot run code.
 """

@@ -6,6 +6,9 @@ Images are in the model's colour space (ACEScct by default, roughly 0..1.5), NCH
 matte (drawn from each face's own landmarks, so it follows the lids and lips) adds weight where
 viewers look first and where a few pixels decide whether an eye is shut or a mouth open.
 
+The landmark-consistency loss (``landmark_loss``) and the adversarial patch loss
+(``adversarial``) live in modules of their own; their weights are here.
+
 The expression loss fits the network's expression head (``network``) to each face's measured
 pose and expression (``data.MEASURES``, standardised over the training faces): the shared code
 has to say how open each eye and the mouth are, in the same way for every identity.
@@ -26,6 +29,8 @@ class LossWeights:
     mask: float = 1.0
     ms_ssim: bool = False  # multi-scale SSIM (needs crops of 64 px or more)
     expression: float = 0.0  # weight of the expression head's fit (needs a network with the head)
+    landmarks: float = 0.0  # landmark consistency of rebuilt and swapped faces (``landmark_loss``); 0: off
+    adversarial: float = 0.0  # the patch critic's verdict on rebuilt faces (``adversarial``); 0: off
 
 
 def _gaussian_window(size: int, sigma: float, channels: int, like: torch.Tensor) -> torch.Tensor:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 import torch
 from torch import nn
@@ -204,6 +204,40 @@ class LiaePath(nn.Module):
         return self.trunk(torch.cat([shared, own, condition], 1))
 
 
+class IdentityModules(nn.ModuleDict):
+    """A module per identity, by the identity's name. ``nn.ModuleDict`` refuses a name that is one
+    of its attributes ("double", "train", "float"...), so such a name is stored with a prefix
+    (other names keep their state-dict keys)."""
+
+    PREFIX = "identity_"
+
+    @classmethod
+    def _key(cls, name: str) -> str:
+        return cls.PREFIX + name if hasattr(nn.ModuleDict, name) or name.startswith(cls.PREFIX) else name
+
+    @classmethod
+    def _name(cls, key: str) -> str:
+        return key[len(cls.PREFIX):] if key.startswith(cls.PREFIX) else key
+
+    def __getitem__(self, name: str) -> nn.Module:  # type: ignore[override]
+        return super().__getitem__(self._key(name))
+
+    def __setitem__(self, name: str, module: nn.Module) -> None:  # type: ignore[override]
+        super().__setitem__(self._key(name), module)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and super().__contains__(self._key(name))
+
+    def __iter__(self) -> Iterator[str]:
+        return (self._name(k) for k in super().__iter__())
+
+    def keys(self) -> Iterable[str]:  # type: ignore[override]
+        return list(self)
+
+    def items(self) -> Iterable[tuple[str, nn.Module]]:  # type: ignore[override]
+        return [(self._name(k), m) for k, m in super().items()]
+
+
 class CombNet(nn.Module):
     """The whole network: ``forward(x, identity)`` draws ``x`` as ``identity``."""
 
@@ -214,10 +248,10 @@ class CombNet(nn.Module):
         self.encoder = Encoder(cfg)
         if cfg.arch == "liae":
             trunk, channels = Decoder(cfg, inputs=2), self.encoder.bottom_channels
-            self.decoders = nn.ModuleDict({name: LiaePath(trunk, channels, None if name == cfg.source else
+            self.decoders = IdentityModules({name: LiaePath(trunk, channels, None if name == cfg.source else
                                                           Inter(channels, cfg.latent)) for name in cfg.identities})
         else:
-            self.decoders = nn.ModuleDict({name: Decoder(cfg) for name in cfg.identities})
+            self.decoders = IdentityModules({name: Decoder(cfg) for name in cfg.identities})
 
     @property
     def expression(self) -> Optional[nn.Linear]:

@@ -26,8 +26,10 @@ def woman(wolfgang_plate: str, tmp_path_factory: pytest.TempPathFactory) -> Face
 
 
 def copy_faceset(fs: Faceset, folder: Path, *, res: Optional[int] = None, count: Optional[int] = None,
-                 move: Optional[Callable[[np.ndarray], np.ndarray]] = None, records: bool = False) -> Path:
-    """A copy of ``fs`` (its first ``count`` faces), resized to ``res``, landmarks changed by ``move``."""
+                 move: Optional[Callable[[np.ndarray], np.ndarray]] = None, records: Optional[bool] = None) -> Path:
+    """A copy of ``fs`` (its first ``count`` faces), resized to ``res``, landmarks changed by ``move``;
+    expression records measured on the copied landmarks (True), none (False), or as stored (None,
+    without ``move``)."""
     res = res or fs.resolution
     k = res / fs.resolution
     with FacesetWriter(folder, identity=fs.identity + "_copy", resolution=res, coverage=fs.coverage,
@@ -39,7 +41,8 @@ def copy_faceset(fs: Faceset, folder: Path, *, res: Optional[int] = None, count:
             if move is not None:
                 marks = move(marks)
             mattes = {name: cv2.resize(fs.matte(name)[i], (res, res)) for name in fs.matte_names}
-            extra = {EXPRESSION: expression.record(marks)} if records else {}
+            stored = fs.entries[i].get(EXPRESSION) if records is None and move is None else None
+            extra = {EXPRESSION: expression.record(marks)} if records else {EXPRESSION: stored} if stored else {}
             writer.add(face, mattes, marks, source=fs.entries[i]["source"], frame=fs.entries[i]["frame"], **extra)
     return folder
 
@@ -80,9 +83,9 @@ def test_an_open_mouth_nowhere_in_the_source_is_named_with_the_faceset(man_extra
 
 
 def test_stored_records_come_first_and_old_facesets_are_warned_about(man_extract, tmp_path: Path) -> None:
-    fs = man_extract.faceset
+    fs = open_faceset(copy_faceset(man_extract.faceset, tmp_path / "old", records=False))  # as an older FaceGraft wrote
     with_records = open_faceset(copy_faceset(fs, tmp_path / "records", records=True))
-    assert with_records.unmeasured() == 0 and fs.unmeasured() == len(fs) - sum(EXPRESSION in e for e in fs.entries)
+    assert with_records.unmeasured() == 0 and fs.unmeasured() == len(fs)
     assert np.allclose(with_records.measures(), fs.measures(), atol=1e-3)
     # the record wins over the stored landmarks (it was measured on the raw, unsmoothed ones)
     entries = json.loads((with_records.path / "faceset.json").read_text())
@@ -91,19 +94,20 @@ def test_stored_records_come_first_and_old_facesets_are_warned_about(man_extract
     assert open_faceset(with_records.path).measures()[0, 0] == pytest.approx(0.01)
     report = check_coverage([fs.path], [with_records.path])
     old = [w for w in report.warnings if "no stored expression record" in w]
-    assert (len(old) == 1 and str(fs.path) in old[0]) or fs.unmeasured() == 0
+    assert len(old) == 1 and str(fs.path) in old[0]
 
 
 def test_one_face_and_another_resolution_are_warned_about(man_extract, tmp_path: Path) -> None:
     fs = man_extract.faceset
     single = copy_faceset(fs, tmp_path / "single", count=1)
-    bigger = copy_faceset(fs, tmp_path / "bigger", res=128)
+    bigger = copy_faceset(fs, tmp_path / "bigger", res=128, records=False)
     report = check_coverage([single], [fs.path])
     assert any("single face" in w and str(single) in w for w in report.warnings)
     report = check_coverage([bigger], [fs.path])
     assert any("128 px" in w and str(bigger) in w for w in report.warnings)
     # measures are ratios and angles: the same faces at twice the size measure the same
-    assert np.allclose(open_faceset(bigger).measures(), fs.measures(), atol=1e-3)
+    same = copy_faceset(fs, tmp_path / "same", records=False)
+    assert np.allclose(open_faceset(bigger).measures(), open_faceset(same).measures(), atol=1e-3)
 
 
 def test_degenerate_landmarks_are_refused_naming_the_faceset(clip_facesets: list[Path], man_extract) -> None:
@@ -121,3 +125,32 @@ def test_cli(man_extract, woman: Faceset, tmp_path: Path, capsys) -> None:
     assert (out / "coverage.json").is_file()
     assert main(["coverage", "--source", str(tmp_path / "nothing"), "--target", str(woman.path), "--out", str(out)]) != 0
     assert "not a faceset" in capsys.readouterr().err
+
+
+
+def test_training_warns_before_any_step_when_the_source_covers_no_plate_face(man_extract, tmp_path: Path,
+                                                                             capsys) -> None:
+    from synthetic import tiny_config
+
+    from facegraft.training.loop import train
+
+    def jaw_dropped(marks: np.ndarray) -> np.ndarray:
+        out = marks.copy()
+        width = np.linalg.norm(out[expression.MOUTH_CORNERS[0]] - out[expression.MOUTH_CORNERS[1]])
+        out[list(expression.MOUTH_LOWER)] += [0.0, 0.6 * width]
+        return out
+
+    source = copy_faceset(man_extract.faceset, tmp_path / "source", res=32)
+    plate = copy_faceset(man_extract.faceset, tmp_path / "plate", res=32, move=jaw_dropped)
+    same = copy_faceset(man_extract.faceset, tmp_path / "same", res=32)
+    for folder in (plate, same):  # the copies share an identity: make the plate's another person
+        index = json.loads((folder / "faceset.json").read_text())
+        index["identity"] = "double"
+        (folder / "faceset.json").write_text(json.dumps(index))
+    capsys.readouterr()
+    train(tiny_config([source, plate], tmp_path / "run", steps=1, source="man_copy"))
+    err = capsys.readouterr().err
+    assert "warning:" in err and "covers none of the plate's" in err and str(source) in err
+
+    train(tiny_config([source, same], tmp_path / "run2", steps=1, source="man_copy"))  # the same faces: covered
+    assert "covers none" not in capsys.readouterr().err

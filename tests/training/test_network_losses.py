@@ -144,3 +144,18 @@ def test_expression_loss_is_zero_on_the_measures_and_skips_unknown_ones() -> Non
     assert float(expression_loss(wrong, measures, mean, std)) == pytest.approx((1.0 - 0.5 * 0.5) / 3)  # smooth L1, beta 0.5, over 3 known
     unknown = torch.full((1, 2), float("nan"))
     assert float(expression_loss(torch.ones(1, 2), unknown, mean, std)) == 0.0
+
+
+@pytest.mark.parametrize("arch", ["comb", "liae"])
+def test_an_identity_may_be_called_anything_even_double(arch: str) -> None:
+    """"double" (the stunt double) or "train" are nn.Module attributes; they still name identities."""
+    cfg = NetConfig(res=32, width=8, latent=32, identities=["double", "train", "man"], arch=arch, source="man")
+    net = CombNet(cfg, minimum_res=32)
+    assert list(net.decoders) == ["double", "train", "man"] and "double" in net.decoders
+    assert dict(net.decoders.items())["double"] is net.decoder("double")
+    x = torch.rand(1, 3, 32, 32)
+    assert net(x, "double")[0].shape == (1, 3, 32, 32)
+    again = CombNet(cfg, minimum_res=32)
+    again.load_state_dict(net.state_dict())
+    assert torch.equal(again(x, "train")[0], net(x, "train")[0])
+    assert any(k.startswith("decoders.man.") for k in net.state_dict())  # other names keep their keys
