@@ -115,28 +115,32 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray,
 
 
 def warp_to_srgb(rgb: np.ndarray, matrix: np.ndarray, size: tuple[int, int], plate_space: str,
-                 config: str, border: float = 0.0, origin: Sequence[float] = (0.0, 0.0)) -> np.ndarray:
+                 config: str, border: float = 0.0, origin: Sequence[float] = (0.0, 0.0),
+                 replicate: bool = False) -> np.ndarray:
     """Warp plate-array pixels by ``matrix`` (continuous plate px -> output px, the array over the
     data window starting at ``origin``) and return sRGB in 0..1.
 
     Only the region the output needs is read, converted and sanitised (NaN/Inf, before the colour
     transform). Big downscales are prefiltered (area resize of just that region) so the warp does
     not alias. ``rgb`` may be laid out pixel by pixel or channel by channel (as some readers hand
-    it out); neither is copied whole.
+    it out); neither is copied whole. Outside the plate: ``border`` (scene-linear), or with
+    ``replicate`` the plate's edge pixels repeated (the region read reaches the plate's edge
+    wherever the output goes past it).
     """
     m = align.compose(matrix, np.array([[1.0, 0.0, origin[0]], [0.0, 1.0, origin[1]]]))  # array px -> output px
     scale = math.sqrt(abs(m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0]))
     factor = max(1, int(1.0 / scale)) if scale > 0 else 1
-    source, to_array = _source_region(rgb, m, size, factor)
+    source, to_array = source_region(rgb, m, size, factor)
     if source is None:
         return np.zeros((size[1], size[0], 3), dtype=np.float32)
     out = cv2.warpAffine(source, align.array_matrix(m @ to_array), size, flags=cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=(border, border, border))
+                         borderMode=cv2.BORDER_REPLICATE if replicate else cv2.BORDER_CONSTANT,
+                         borderValue=(border, border, border))
     shown = colour.converter(plate_space, colour.SRGB_ENCODED, config)(colour.sanitize(out))
     return np.clip(shown, 0.0, 1.0, out=shown)
 
 
-def _source_region(rgb: np.ndarray, matrix: np.ndarray, size: tuple[int, int],
+def source_region(rgb: np.ndarray, matrix: np.ndarray, size: tuple[int, int],
                    factor: int) -> tuple[Optional[np.ndarray], np.ndarray]:
     """The part of ``rgb`` a warp to ``size`` reads, area-shrunk ``factor`` times, as float32 RGB
     interleaved, and the 3x3 map from its px to array px (continuous); None if it is empty.

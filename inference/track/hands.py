@@ -10,14 +10,17 @@ run as in MediaPipe's hand-tracking graphs:
    shifted half a box up that axis, made square on its long side and scaled 2.6.
 3. Hand landmarks: the region warped to 224x224 (edge pixels repeated); 21 points, hand
    presence (>= 0.5 to keep) and handedness, mapped back through the inverse warp.
-4. Tracking: the next frame's region comes from the landmarks (scale 2.0, shift -0.1).
+4. Tracking: the next frame's region comes from the landmarks (scale 2.0, shift -0.1); where
+   it holds no hand, the regions of ``TRACK_RETRIES`` are tried.
 
 For hands over a face (``HandFinder``): the palm detector scores a hand that covers the face,
-is cut by the frame edge or is seen from the back poorly on the whole frame, so palms are also
+is cut by the frame edge or is seen from the back poorly on the whole frame, so palms are
 searched in zoomed squares around each face, with a lower palm score (every palm must still
-pass the landmark model's presence test); hands much smaller than the face they are near are
-false palms (a nose, a mouth corner) and are dropped; ``backfill`` runs the tracking step
-backwards from each hand's first frame (offline footage allows it).
+pass the landmark model's presence test), on a schedule (``HandFinder.search_reason``): sparse
+while no hand is near, since a hand found is followed from its landmarks; hands much smaller
+than the face they are near are false palms (a nose, a mouth corner) and are dropped;
+``backfill`` runs the tracking step backwards from each hand's first frame (offline footage
+allows it). The palm detector's graph is rewritten for speed when loaded (``graphs``).
 
 The hand matte (``hand_matte``) is the convex hull of the palm's points grown by ``HULL_MARGIN``
 plus finger strokes of radius ``FINGER_RADIUS`` (both in hand sizes), softened by ``SOFTNESS``:
@@ -39,8 +42,8 @@ from facegraft.inference import assets
 from facegraft.inference.errors import FaceGraftError
 from facegraft.inference.io import colour
 from facegraft.inference.models import runtime
-from facegraft.inference.track import align, mattes
-from facegraft.inference.track.detect import weighted_nms
+from facegraft.inference.track import align, graphs, mattes
+from facegraft.inference.track.detect import warp_to_srgb, weighted_nms
 
 PALM_MODEL, LANDMARK_MODEL = "palm_detection_full", "hand_landmark_full"
 PALM_SIZE = 192
@@ -49,6 +52,12 @@ PALM_KEYPOINTS = 7  # wrist, index / middle / ring / pinky knuckles, thumb base,
 PALM_NMS_IOU = 0.3
 PALM_SCALE, PALM_SHIFT = 2.6, -0.5  # palm box -> hand region (MediaPipe)
 TRACK_SCALE, TRACK_SHIFT = 2.0, -0.1  # landmarks -> next frame's region (MediaPipe)
+#: (scale, shift) of the regions tried in turn when the hand model finds no hand in the tracking
+#: region (smaller, shifted the other way, larger): a hand cut by the frame edge or over a face
+#: makes that region drift off it. On the woman's clip these carry her hand from the first frame
+#: it is found to the last, forwards and backwards, without a palm search; the plain region alone
+#: loses it within 7 frames
+TRACK_RETRIES = ((1.6, -0.1), (2.0, 0.1), (2.4, -0.1))
 LANDMARK_SIZE = 224
 POINTS = 21  # 0 wrist; thumb 1-4; index 5-8; middle 9-12; ring 13-16; pinky 17-20
 MIN_PRESENCE = 0.5
@@ -70,9 +79,26 @@ DUPLICATE_OVERLAP = 0.5  # two hands whose boxes overlap this much of the smalle
 #: (so the gap between them can be bridged: up to the tracker's --max-gap, 3 by default)
 LINK_FRAMES, LINK_OVERLAP = 4, 0.3
 MAX_HANDS = 2
-#: palm searches run every this many frames (the first frame of a shot included); between them
-#: hands are followed, and the backward pass finds a new hand on the frames before its first search
-SEARCH_EVERY = 2
+#: while a hand is followed (it is tracked from its landmarks, ``TRACK_RETRIES``), the palm
+#: detector searches every square around each face (``FACE_REGIONS``) every this many frames, for
+#: another hand
+SEARCH_EVERY = 12
+#: while no hand is followed, one square per face every this many frames, the squares taken in
+#: turn (``IDLE_ORDER``), and all of them at once when a face changes (``face_change``). A hand
+#: found late is followed back onto the frames before (``HandFinder.backfill``): on the woman's
+#: clip her hand, found 0 to 32 frames after it comes over her face (whichever frame tracking
+#: starts on), is followed back to the frame it comes on
+IDLE_EVERY = 6
+IDLE_ORDER = (2, 1, 0)  # the lowered square first: hands come up from below
+#: a search of every square runs now when a face's FaceMesh presence falls this much below what
+#: it was at the last search, or its landmarks move this much (mean over the mesh, in face sizes)
+#: beyond a similarity fit to the frame before: a hand coming over a face can disturb FaceMesh.
+#: On the sample clips the frame-to-frame residual is about 0.002 (median); head turns reach
+#: 0.006-0.009 (a turn is not a similarity in the picture), the woman's hand coming over her face
+#: 0.004-0.006, her hand moving over it up to 0.015. The threshold sits above every hand-free
+#: frame: a search costs as much as six frames of idle ones, and the idle search finds a hand anyway
+PRESENCE_DROP = 0.1
+LANDMARK_JUMP = 0.008
 PALM = (0, 1, 2, 5, 9, 13, 17)  # wrist, thumb base and knuckles, the knuckles of the four fingers
 BONES = ((0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (5, 9), (9, 10), (10, 11),
          (11, 12), (9, 13), (13, 14), (14, 15), (15, 16), (13, 17), (0, 17), (17, 18), (18, 19), (19, 20))
@@ -208,37 +234,13 @@ class PlateView:
         return (self.origin[0], self.origin[1], self.origin[0] + w, self.origin[1] + h)
 
 
-def _span(values: np.ndarray, limit: int, margin: int) -> tuple[int, int]:
-    """Indices ``[a, b)`` covering ``values`` plus ``margin``, clipped to ``[0, limit]``."""
-    a = int(np.clip(math.floor(values.min()) - margin, 0, limit))
-    b = int(np.clip(math.ceil(values.max()) + margin, 0, limit))
-    return a, b
-
-
 def warp_srgb(view: PlateView, matrix: np.ndarray, size: int, replicate: bool) -> np.ndarray:
     """A ``size`` square sRGB 0..1 float32 picture of the plate through ``matrix`` (plate px ->
-    output px). Only the region read is converted; big downscales are area-prefiltered first.
-    Outside the plate: black (``replicate`` False) or the edge pixels repeated."""
-    m = align.as3x3(align.compose(matrix, np.array([[1.0, 0.0, view.origin[0]], [0.0, 1.0, view.origin[1]]])))
-    scale = math.sqrt(abs(np.linalg.det(m[:2, :2])))
-    factor = max(1, int(1.0 / scale)) if scale > 0 else 1
-    h, w = view.rgb.shape[:2]
-    corners = align.apply(np.linalg.inv(m)[:2], np.array([[0, 0], [size, 0], [0, size], [size, size]], float))
-    x0, x1 = _span(corners[:, 0], w, 2 * factor)
-    y0, y1 = _span(corners[:, 1], h, 2 * factor)
-    if x1 - x0 < factor or y1 - y0 < factor:
-        return np.zeros((size, size, 3), np.float32)
-    region = colour.sanitize(view.rgb[y0:y1, x0:x1])
-    to_array = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])  # region px -> array px
-    if factor > 1:
-        rw, rh = max(1, (x1 - x0) // factor), max(1, (y1 - y0) // factor)
-        region = cv2.resize(region, (rw, rh), interpolation=cv2.INTER_AREA)
-        to_array = to_array @ np.diag([(x1 - x0) / rw, (y1 - y0) / rh, 1.0])
-    shown = colour.converter(view.plate_space, colour.SRGB_ENCODED, view.config)(np.ascontiguousarray(region))
-    shown = np.clip(shown, 0.0, 1.0)
-    border = cv2.BORDER_REPLICATE if replicate else cv2.BORDER_CONSTANT
-    return cv2.warpAffine(shown, align.array_matrix((m @ to_array)[:2]), (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=border, borderValue=(0.0, 0.0, 0.0))
+    output px), as the face models get theirs (``detect.warp_to_srgb``: only the region read is
+    shrunk, warped, sanitised and converted). Outside the plate: black (``replicate`` False) or
+    the edge pixels repeated."""
+    return warp_to_srgb(view.rgb, matrix, (size, size), view.plate_space, view.config, origin=view.origin,
+                        replicate=replicate)
 
 
 def _nchw(picture: np.ndarray) -> np.ndarray:
@@ -280,10 +282,15 @@ class Hand:
         """Where to look for this hand on a neighbouring frame. With ``bounds`` (the frame's x0,
         y0, x1, y1), points the model guessed outside the frame count as on its edge: else a hand
         cut by the frame edge grows its region frame after frame (the guessed wrist drifts out)."""
+        return self.next_rects(bounds)[0]
+
+    def next_rects(self, bounds: Optional[Sequence[float]] = None) -> list[Rect]:
+        """``next_rect`` and, after it, the regions to try when it holds no hand (``TRACK_RETRIES``)."""
         points = self.landmarks[:, :2]
         if bounds is not None:
             points = np.clip(points, [bounds[0], bounds[1]], [bounds[2], bounds[3]])
-        return landmarks_rect(points).transformed(TRACK_SCALE, TRACK_SHIFT)
+        rect = landmarks_rect(points)
+        return [rect.transformed(scale, shift) for scale, shift in ((TRACK_SCALE, TRACK_SHIFT),) + TRACK_RETRIES]
 
 
 def palm_anchors(size: int = PALM_SIZE, strides: Sequence[int] = PALM_STRIDES, per_layer: int = 2) -> np.ndarray:
@@ -307,7 +314,8 @@ class _Model:
 
     def __init__(self, name: str, device: str, threads: Optional[int]) -> None:
         self.path = assets.model_path(name)
-        self.session = runtime.create_session(self.path, device=device, threads=threads)
+        # on the CPU, PRelus and channel pads rewritten for speed (``graphs``; the hand model has none)
+        self.session = runtime.create_session(graphs.for_device(self.path, device), device=device, threads=threads)
         self.input = self.session.get_inputs()[0].name
 
     def __call__(self, picture: np.ndarray) -> list[np.ndarray]:
@@ -379,18 +387,65 @@ class FinderOptions:
     max_hands: int = MAX_HANDS
     min_presence: float = MIN_PRESENCE
     search_every: int = SEARCH_EVERY
+    idle_every: int = IDLE_EVERY
+    presence_drop: float = PRESENCE_DROP
+    landmark_jump: float = LANDMARK_JUMP
     min_hand_face_ratio: float = MIN_HAND_FACE_RATIO
+
+
+@dataclass(frozen=True)
+class FaceCue:
+    """What the hand search watches on a face between searches: its track id, FaceMesh landmarks
+    (plate px) and presence."""
+
+    track: int
+    landmarks: np.ndarray
+    presence: float
+
+
+def landmark_jump(before: np.ndarray, after: np.ndarray) -> float:
+    """How far a face's mesh points moved beyond a similarity (rigid motion and zoom) between two
+    frames: the mean residual of the least-squares fit, in face sizes (the longest side of the
+    mesh's bounds)."""
+    a = np.asarray(before, dtype=np.float64)[:468, :2]
+    b = np.asarray(after, dtype=np.float64)[:468, :2]
+    size = float(np.ptp(b, axis=0).max())
+    if not (size > 0 and np.isfinite(a).all() and np.isfinite(b).all()):
+        return math.inf
+    fit = align.estimate_similarity(a, b)
+    return float(np.linalg.norm(align.apply(fit, a) - b, axis=1).mean() / size)
+
+
+def face_change(searched: Sequence[FaceCue], before: Sequence[FaceCue], now: Sequence[FaceCue],
+                presence_drop: float = PRESENCE_DROP, jump: float = LANDMARK_JUMP) -> Optional[str]:
+    """Why the faces call for a palm search now, or None: ``faces`` (a face came or went since the
+    frame before), ``presence`` (FaceMesh presence fell ``presence_drop`` below what it was at the
+    last search, ``searched``), ``landmarks`` (``landmark_jump`` from the frame before over ``jump``)."""
+    if {c.track for c in before} != {c.track for c in now}:
+        return "faces"
+    at_search = {c.track: c.presence for c in searched}
+    previous = {c.track: c for c in before}
+    for cue in now:
+        if at_search.get(cue.track, cue.presence) - cue.presence > presence_drop:
+            return "presence"
+    for cue in now:
+        if landmark_jump(previous[cue.track].landmarks, cue.landmarks) > jump:
+            return "landmarks"
+    return None
 
 
 class HandFinder:
     """Hands on consecutive frames of a shot, near the faces given.
 
-    Each frame: regions from the previous frame's hands (tracking), plus palm searches (the
-    whole frame and squares around each face) every ``search_every``-th frame, and on every
-    frame for a few frames after the tracking lost a hand (a hand first found on a searched frame
-    is followed back onto the frames before it by ``backfill``). Every
-    region goes through the landmark model; hands below ``min_presence``, false palms, and
-    duplicates are dropped. No face: no search.
+    Each frame: regions from the previous frame's hands (tracking), plus palm searches in squares
+    around each face (``face_regions``) when one is due (``search_reason``): all the squares on
+    the first frame, every ``search_every``-th frame while a hand is followed and on every frame
+    for a few frames after the tracking lost one, and when a face came or went, its FaceMesh
+    presence dropped or its landmarks jumped (``face_change``); while no hand is followed, one
+    square per face every ``idle_every``-th frame, in turn. A hand first found on a searched
+    frame is followed back onto the frames before it by ``backfill``. Every region goes through
+    the landmark model; hands below ``min_presence``, false palms, and duplicates are dropped.
+    No face: no search. ``searches`` counts the searches by reason.
     """
 
     def __init__(self, device: str = "auto", threads: Optional[int] = None,
@@ -406,14 +461,40 @@ class HandFinder:
         self.since_search = 10**9
         self.next_id = 1
         self.frame = 0
+        self.turn = 0  # idle searches so far (which square is next)
+        self.cues: Optional[list[FaceCue]] = None  # the faces on the frame before (None: not watched)
+        self.searched_cues: list[FaceCue] = []  # the faces at the last search
+        self.searches: dict[str, int] = {}
+        self.retries = 0  # landmark-model runs on a tracking region's retries (``TRACK_RETRIES``)
 
-    def search(self, view: PlateView, faces: Sequence[Sequence[float]]) -> list[Palm]:
-        """Palms in the whole frame and around each face, merged."""
-        palms = self.palms.detect(view, view.bounds)
+    def search(self, view: PlateView, faces: Sequence[Sequence[float]],
+               layout: Sequence[tuple[float, float]] = FACE_REGIONS) -> list[Palm]:
+        """Palms in the squares (``layout``) around each face, merged. (The whole frame is not
+        searched: a hand matters where it can cover a face, and the face squares see it bigger;
+        on the woman's clip the whole frame found her hand on 4 frames the squares missed, of 171.)"""
+        palms: list[Palm] = []
         for face in faces:
-            for region in face_regions(face):
+            for region in face_regions(face, layout):
                 palms += self.palms.detect(view, region)
         return merge_palms(palms)
+
+    def search_reason(self, cues: Optional[Sequence[FaceCue]] = None) -> Optional[str]:
+        """Why the next frame is searched for palms (None: it is not): ``start`` (the first
+        frame), ``lost`` (a followed hand was lost a moment ago), ``following`` (a hand is
+        followed), a ``face_change`` reason for ``cues`` (the faces on the next frame), or
+        ``idle`` (one square per face)."""
+        if self.since_search >= 10**9:
+            return "start"
+        if not self.previous and self.recent:
+            return "lost"
+        if self.previous:
+            return "following" if self.since_search >= self.options.search_every else None
+        if cues is not None and self.cues is not None:
+            change = face_change(self.searched_cues, self.cues, cues, self.options.presence_drop,
+                                 self.options.landmark_jump)
+            if change is not None:
+                return change
+        return "idle" if self.since_search >= self.options.idle_every else None
 
     def _false_palm(self, hand: Hand, faces: Sequence[Sequence[float]]) -> bool:
         f = np.asarray(faces, dtype=np.float64).reshape(-1, 4)
@@ -422,16 +503,27 @@ class HandFinder:
         face = max(nearest[2] - nearest[0], nearest[3] - nearest[1])
         return hand_size(hand.landmarks) < self.options.min_hand_face_ratio * face
 
-    def landmarks(self, view: PlateView, regions: Iterable[tuple[Rect, str, int]], faces: Sequence[Sequence[float]],
-                  hands: Optional[list[Hand]] = None) -> list[Hand]:
-        """The landmark model on each region ``(rect, source, track id)``; what passes joins
-        ``hands`` (a duplicate keeps the higher presence and the older track id)."""
-        hands = [] if hands is None else list(hands)
-        for rect, source, track in regions:
+    def _first_hand(self, view: PlateView, rects: Sequence[Rect], faces: Sequence[Sequence[float]]) -> Optional[Hand]:
+        """The landmark model on ``rects`` in turn: the first hand that passes (presence, not a false palm)."""
+        for attempt, rect in enumerate(rects):
             hand = self.landmarker.run(view, rect)
-            hand.source, hand.track = source, track
-            if hand.presence < self.options.min_presence or self._false_palm(hand, faces):
+            if attempt:
+                self.retries += 1
+            if hand.presence >= self.options.min_presence and not self._false_palm(hand, faces):
+                return hand
+        return None
+
+    def landmarks(self, view: PlateView, regions: Iterable[tuple[Sequence[Rect], str, int]],
+                  faces: Sequence[Sequence[float]], hands: Optional[list[Hand]] = None) -> list[Hand]:
+        """The landmark model on each region ``(rects, source, track id)`` (``rects`` tried in turn
+        until one holds a hand); what passes joins ``hands`` (a duplicate keeps the higher presence
+        and the older track id)."""
+        hands = [] if hands is None else list(hands)
+        for rects, source, track in regions:
+            hand = self._first_hand(view, rects, faces)
+            if hand is None:
                 continue
+            hand.source, hand.track = source, track
             same = next((i for i, o in enumerate(hands) if box_overlap(o.box(), hand.box()) > DUPLICATE_OVERLAP), None)
             if same is None:
                 hands.append(hand)
@@ -441,18 +533,28 @@ class HandFinder:
         hands.sort(key=lambda h: -h.presence)
         return hands[: self.options.max_hands]
 
-    def __call__(self, view: PlateView, faces: Sequence[Sequence[float]]) -> list[Hand]:
-        """Hands on the next frame of the shot; ``faces``: the face boxes on it (plate px)."""
+    def __call__(self, view: PlateView, faces: Sequence[Sequence[float]],
+                 cues: Optional[Sequence[FaceCue]] = None) -> list[Hand]:
+        """Hands on the next frame of the shot; ``faces``: the face boxes on it (plate px);
+        ``cues``: the same faces' landmarks and presence, watched for changes (``face_change``)."""
         if not len(faces):
             self.previous = []
+            self.cues = [] if cues is not None else None
             self.frame += 1
             return []
-        regions = [(h.next_rect(view.bounds), "track", h.track) for h in self.previous]
+        regions = [(h.next_rects(view.bounds), "track", h.track) for h in self.previous]
         self.since_search += 1
-        lost = not self.previous and bool(self.recent)  # a hand was here a moment ago: look harder
-        if lost or self.since_search >= self.options.search_every:
+        reason = self.search_reason(cues)
+        if reason is not None:
+            layout: Sequence[tuple[float, float]] = FACE_REGIONS
+            if reason == "idle":
+                layout = (FACE_REGIONS[IDLE_ORDER[self.turn % len(IDLE_ORDER)]],)
+                self.turn += 1
             self.since_search = 0
-            regions += [(p.hand_rect(), "palm", 0) for p in self.search(view, faces)]
+            self.searches[reason] = self.searches.get(reason, 0) + 1
+            self.searched_cues = list(cues or [])
+            regions += [([p.hand_rect()], "palm", 0) for p in self.search(view, faces, layout)]
+        self.cues = list(cues) if cues is not None else None
         hands = self.landmarks(view, regions, faces)
         for hand in hands:
             if not hand.track:
@@ -476,18 +578,45 @@ class HandFinder:
 
     def backfill(self, view: PlateView, faces: Sequence[Sequence[float]], found: list[Hand],
                  following: Sequence[Hand]) -> list[Hand]:
-        """``found`` (a frame's hands) plus the hands of the frame after it followed backwards,
-        for the hands ``found`` lacks; ``found`` itself when there are none to follow."""
-        missing = [(h.next_rect(view.bounds), "back", h.track) for h in following
-                   if not any(box_overlap(o.box(), h.box()) > DUPLICATE_OVERLAP for o in found)]
-        if not missing or not len(faces):
+        """``found`` (a frame's hands) plus the hands of the frames after it followed backwards
+        (``following``, from ``ahead``), for the hands ``found`` lacks; ``found`` itself when there
+        are none to follow.
+
+        A hand the backward step loses (its region drifts as the forward one can) is looked for
+        with a palm search around the faces, as the forward pass does after losing one; a palm
+        there counts only where it overlaps the hand followed (it keeps that hand's track id)."""
+        lacking = [h for h in following if not any(box_overlap(o.box(), h.box()) > DUPLICATE_OVERLAP for o in found)]
+        if not lacking or not len(faces):
             return found
-        return self.landmarks(view, missing, faces, found)
+        out = self.landmarks(view, [(h.next_rects(view.bounds), "back", h.track) for h in lacking], faces, found)
+        still = [h for h in lacking if not any(o.track == h.track for o in out)]
+        if not still:
+            return out
+        self.searches["back"] = self.searches.get("back", 0) + 1
+        regions = []
+        for palm in self.search(view, faces):
+            rect = palm.hand_rect()
+            near = [h for h in still if box_overlap(_box(rect.corners()), h.box()) > LINK_OVERLAP]
+            if near:
+                regions.append(([rect], "back", near[0].track))
+        return self.landmarks(view, regions, faces, out) if regions else out
 
 
 def backfill_needed(found: Sequence[Hand], following: Sequence[Hand]) -> bool:
     """True when the next frame has a hand this frame lacks (worth reading this frame again)."""
     return any(not any(box_overlap(o.box(), h.box()) > DUPLICATE_OVERLAP for o in found) for h in following)
+
+
+def ahead(after: Sequence[Sequence[Hand]], frames: int = LINK_FRAMES) -> list[Hand]:
+    """The hands the backward pass looks for on a frame, given the hands of the frames after it
+    (``after[0]`` the next): each hand track's nearest appearance within ``frames`` frames. A hand
+    the backward step lost a frame or two after this one is looked for here again, as the forward
+    pass searches for a few frames after losing one."""
+    nearest: dict[int, Hand] = {}
+    for found in after[:frames]:
+        for hand in found:
+            nearest.setdefault(hand.track, hand)
+    return list(nearest.values())
 
 
 # -- mattes -----------------------------------------------------------------------------------

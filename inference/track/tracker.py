@@ -10,18 +10,25 @@ no face is followed, otherwise on every ``tiled_every``-th search). Faces are li
 (``smoothing``), and the face transform computed from the smoothed landmarks (``align``).
 
 With hands on (the default), each frame with a face is also searched for hands near it
-(``hands.HandFinder``); after the shot a backward pass follows each hand to the frames before it
-was first found (re-reading only those frames), hand landmarks are smoothed like the face's,
-and a face whose matte a hand matte covers gets its ``occlusion`` fraction and, from
-``hands.OCCLUDED_FRACTION`` up, the ``occluded`` flag.
+(``hands.HandFinder``: a hand found is followed from its landmarks; palm searches around the
+faces run on a schedule, sparse while no hand is near); after the shot a backward pass follows
+each hand to the frames before it was first found (re-reading only those frames), hand
+landmarks are smoothed like the face's, and a face whose matte a hand matte covers gets its
+``occlusion`` fraction and, from ``hands.OCCLUDED_FRACTION`` up, the ``occluded`` flag.
+
+The networks run one onnxruntime thread each by default and OpenCV's crops on the calling
+thread (``opencv_threads``): on a few shared cores that costs the least CPU a frame, and the
+reading thread (``prefetch``) keeps a core.
 """
 from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Protocol, Sequence
 
+import cv2
 import numpy as np
 
 from facegraft.inference.errors import BadFrameError, FaceGraftError
@@ -138,12 +145,13 @@ class FrameTracker:
                    following: Optional[Sequence[hands.Hand]] = None,
                    found: Sequence[hands.Hand] = ()) -> list[hands.Hand]:
         """Hands near ``faces`` on frame ``number`` (the next one of the shot), or, with
-        ``following``, ``found`` plus the hands of the frame after followed back onto this one."""
+        ``following``, ``found`` plus the hands of the frames after followed back onto this one
+        (``HandFinder.backfill``)."""
         assert self.hands is not None
         boxes = [hands.face_box(align.face_transform(f.landmarks)) for f in faces]
         try:
             if following is None:
-                return self.hands(view, boxes)
+                return self.hands(view, boxes, [hands.FaceCue(f.track, f.landmarks, f.presence) for f in faces])
             return self.hands.backfill(view, boxes, list(found), following)
         except FaceGraftError as exc:
             exc.frame = number
@@ -233,9 +241,48 @@ def track_shot(
     plate_space = plate_space or getattr(source, "colorspace", None) or colour.DEFAULT_PLATE_SPACE
     config = config or getattr(source, "config", None) or colour.DEFAULT_CONFIG
     tracker = tracker or FrameTracker(options)
-    tracker.reset()
     opts = tracker.options
     frames = list(source.frames)
+    with opencv_threads(1):
+        per_index, per_index_hands, unreadable, first_plate = follow_shot(source, frames, tracker, plate_space, config,
+                                                                          progress)
+    params = {"face": face, "smooth": smooth, "sigma_frames": smoothing.sigma_for(smooth),
+              "redetect": opts.redetect, "tiled_every": opts.tiled_every, "max_gap": opts.max_gap,
+              "device": opts.device, "template": align.TEMPLATE_NAME, "hands": opts.hands}
+    if opts.hands:
+        params["hand_matte"] = {"hull_margin": hands.HULL_MARGIN, "finger_radius": hands.FINGER_RADIUS,
+                                "softness": hands.SOFTNESS, "occluded_fraction": hands.OCCLUDED_FRACTION}
+    if tracker.hands is not None:
+        found = tracker.hands.options
+        params["hand_search"] = {"search_every": found.search_every, "idle_every": found.idle_every,
+                                 "track_retries": [list(r) for r in hands.TRACK_RETRIES],
+                                 "searches": dict(sorted(tracker.hands.searches.items())),
+                                 "retries": tracker.hands.retries}
+    return assemble(per_index, frames, face=face, smooth=smooth, max_gap=opts.max_gap, unreadable=unreadable,
+                    plate=plate_info(source, first_plate, plate_space, config), params=params,
+                    hands_per_index=per_index_hands if opts.hands else None)
+
+
+@contextmanager
+def opencv_threads(count: int) -> Iterator[None]:
+    """OpenCV's own thread pool set to ``count`` threads for a while (then set back). The
+    tracker's crops are small: split over OpenCV's pool they cost more CPU (threads waking and
+    waiting) than they save time, on cores the reading thread and other work need."""
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(count)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
+def follow_shot(source: SourceLike, frames: Sequence[int], tracker: FrameTracker, plate_space: str, config: str,
+                progress: Optional[Progress] = None
+                ) -> tuple[list[list[linking.Observation]], list[list[hands.Hand]], set[int], Any]:
+    """The per-frame pass over the shot (faces, hands and the backward hand pass): per frame
+    position the faces and the hands, the positions of unreadable frames, and the first plate read."""
+    tracker.reset()
+    opts = tracker.options
     per_index: list[list[linking.Observation]] = []
     per_index_hands: list[list[hands.Hand]] = []
     unreadable: set[int] = set()
@@ -264,29 +311,23 @@ def track_shot(
             progress.update(frame=number, faces=len(faces), **({"hands": len(found)} if tracker.hands else {}))
     if tracker.hands is not None:
         backfill_hands(source, frames, per_index, per_index_hands, tracker, unreadable, plate_space, config)
-    params = {"face": face, "smooth": smooth, "sigma_frames": smoothing.sigma_for(smooth),
-              "redetect": opts.redetect, "tiled_every": opts.tiled_every, "max_gap": opts.max_gap,
-              "device": opts.device, "template": align.TEMPLATE_NAME, "hands": opts.hands}
-    if opts.hands:
-        params["hand_matte"] = {"hull_margin": hands.HULL_MARGIN, "finger_radius": hands.FINGER_RADIUS,
-                                "softness": hands.SOFTNESS, "occluded_fraction": hands.OCCLUDED_FRACTION}
-    return assemble(per_index, frames, face=face, smooth=smooth, max_gap=opts.max_gap, unreadable=unreadable,
-                    plate=plate_info(source, first_plate, plate_space, config), params=params,
-                    hands_per_index=per_index_hands if opts.hands else None)
+    return per_index, per_index_hands, unreadable, first_plate
 
 
 def backfill_hands(source: SourceLike, frames: Sequence[int], per_index: Sequence[Sequence[linking.Observation]],
                    per_index_hands: list[list[hands.Hand]], tracker: FrameTracker, unreadable: set[int],
                    plate_space: str, config: str) -> None:
     """Follow each hand backwards from the first frame it was found on (offline footage allows
-    it), re-reading only the frames where the next frame has a hand this one lacks."""
+    it), re-reading only the frames where one of the next few frames has a hand this one lacks
+    (``hands.ahead``: a hand the backward step lost is looked for a few frames further back,
+    as the forward pass searches for a few frames after losing one)."""
     for i in range(len(frames) - 2, -1, -1):
-        if i in unreadable or not per_index[i] or not hands.backfill_needed(per_index_hands[i], per_index_hands[i + 1]):
+        following = hands.ahead(per_index_hands[i + 1:])
+        if i in unreadable or not per_index[i] or not hands.backfill_needed(per_index_hands[i], following):
             continue
         plate = source.read(frames[i])
         view = hands.PlateView(plate.rgb, tuple(plate.origin), plate_space, config)
-        per_index_hands[i] = tracker.find_hands(frames[i], view, per_index[i], per_index_hands[i + 1],
-                                                per_index_hands[i])
+        per_index_hands[i] = tracker.find_hands(frames[i], view, per_index[i], following, per_index_hands[i])
 
 
 def assemble(per_index: Sequence[Sequence[linking.Observation]], frames: Sequence[int], *, face: str = "largest",

@@ -240,3 +240,31 @@ def test_hand_tracks_are_bridged_smoothed_and_flag_the_faces_they_cover() -> Non
         assert face.occlusion > hands.OCCLUDED_FRACTION and "occluded" in face.flags
     for n in frames[7:]:
         assert records[n].faces[0].occlusion == 0.0 and records[n].faces[0].flags == []
+
+
+def test_crops_run_on_the_tracking_thread_and_the_hand_search_is_recorded(single_face_plate: str,
+                                                                         frame_tracker: tracker.FrameTracker) -> None:
+    """OpenCV's pool is set to one thread while a shot is tracked (set back after); the track file
+    records the hand-search schedule and what it did."""
+    import cv2
+
+    from facegraft.inference.track import hands
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        source = open_source(single_face_plate, "1001-1004")
+        read, seen = source.read, []
+
+        def reading(frame: int):  # noqa: ANN202
+            seen.append(cv2.getNumThreads())
+            return read(frame)
+
+        source.read = reading  # type: ignore[method-assign]
+        shot = tracker.track_shot(source, tracker=frame_tracker)
+        assert seen and set(seen) == {1} and cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(before)
+    search = shot.params["hand_search"]
+    assert search["search_every"] == hands.SEARCH_EVERY and search["idle_every"] == hands.IDLE_EVERY
+    assert search["searches"]["start"] == 1 and search["track_retries"] == [list(r) for r in hands.TRACK_RETRIES]
