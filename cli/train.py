@@ -24,7 +24,7 @@ class DEFAULTS:
 
     lr, lr_decay, lr_final, arch, expression, teacher, features, balance, val, eval_every = (
         2e-4, "cosine", 0.1, "comb", 0.0, 0.5, 3.0, 0.5, 0.0, 250)
-    landmarks, landmark_faces, adversarial = 0.0, 4, 0.0
+    landmarks, landmark_faces, landmarks_from, adversarial = 0.0, 4, 0.0, 0.0
 
 
 NAME = "train"
@@ -78,6 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--landmark-faces", type=int, default=d.landmark_faces, metavar="N",
                         help="faces per identity per step the landmark loss reads: its cost grows with N "
                              f"(0: the whole --batch; default {d.landmark_faces})")
+    parser.add_argument("--landmarks-from", type=float, default=d.landmarks_from, metavar="0..1",
+                        help="the landmark loss joins from this fraction of the steps: FaceMesh cannot read the "
+                             "blurry faces of a young network, and its pull on them can wreck the rebuild; 0.6 lets "
+                             f"the faces form first (default {d.landmarks_from:g}: from the first step; the demo uses 0.67)")
     parser.add_argument("--adversarial", type=float, default=d.adversarial, metavar="WEIGHT",
                         help="adversarial patch loss: a small PatchGAN critic, trained alongside, judges 22 px "
                              "patches of the rebuilt faces against the real ones (face only), meant to sharpen skin, "
@@ -112,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         latent=args.latent, lr=args.lr, lr_decay=args.lr_decay, lr_final=args.lr_final, arch=args.arch,
         source=args.source, expression=args.expression, condition=args.condition, teacher=args.teacher,
         features=args.features, landmarks=args.landmarks, landmark_faces=args.landmark_faces,
+        landmarks_from=args.landmarks_from,
         adversarial=args.adversarial,
         balance=args.balance, val=args.val, eval_every=args.eval_every, seed=args.seed, resume=args.resume, preview_every=args.preview_every,
         save_every=args.save_every, ms_ssim=args.ms_ssim, compile=args.compile, device=args.device,

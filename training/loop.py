@@ -81,6 +81,7 @@ class TrainConfig:
     features: float = 3.0  # extra weight of the eyes and mouth in the L1 loss
     landmarks: float = 0.0  # weight of the landmark-consistency loss on rebuilt and swapped faces; 0: off
     landmark_faces: int = 4  # faces per identity per step the landmark loss reads (0: the whole batch); cost grows with it
+    landmarks_from: float = 0.0  # the landmark loss joins from this fraction of the steps (it needs faces to read)
     adversarial: float = 0.0  # weight of the adversarial patch loss; 0: off (no critic)
     balance: float = DEFAULT_BALANCE  # 0: faces drawn uniformly; 1: uniformly over pose/expression bins
     val: float = 0.0  # fraction of every identity's faces held out for the validation loss
@@ -126,6 +127,7 @@ class StepParts:
     landmarks: Optional[LandmarkLoss] = None  # the landmark-consistency loss (when weights.landmarks > 0)
     swaps: dict[str, list[str]] = field(default_factory=dict)  # landmark loss: the decoders that also draw NAME's faces
     landmark_faces: int = 0  # landmark loss: the first N faces of each identity's batch (0: all)
+    landmarks_on: bool = True  # landmark loss: in use this step (``TrainConfig.landmarks_from``)
     adversary: Optional[Adversary] = None  # the patch critic (when weights.adversarial > 0)
 
 
@@ -300,7 +302,7 @@ def train_step(parts: StepParts, draw: Callable[[str], Batch], g: torch.Generato
             t["expression"] = expression_loss(predicted, measured, parts.measure_mean, parts.measure_std)
             t["total"] = t["total"] + parts.weights.expression * t["expression"]
             t["expression"] = t["expression"].detach()
-    if parts.landmarks is not None:
+    if parts.landmarks is not None and parts.landmarks_on:
         _landmark_terms(parts, terms, targets, outputs, features)
     if parts.adversary is not None:
         for t, (pred, _), m in zip(terms, outputs, mattes):
@@ -444,6 +446,9 @@ def _check_settings(cfg: TrainConfig) -> None:
     if min(cfg.expression, cfg.features, cfg.landmarks, cfg.adversarial) < 0:
         raise FaceGraftError("loss weights cannot be negative",
                              hint="pass --expression / --features / --landmarks / --adversarial of 0 or more")
+    if not 0.0 <= cfg.landmarks_from < 1.0:
+        raise FaceGraftError(f"--landmarks-from {cfg.landmarks_from} is not a fraction of the steps",
+                             hint="use 0 (from the first step) up to below 1, e.g. 0.6")
     if cfg.landmark_faces < 0:
         raise FaceGraftError(f"--landmark-faces {cfg.landmark_faces} is negative", hint="use 0 (the whole batch) or more")
     if cfg.batch < 1 or cfg.steps < 0:
@@ -629,6 +634,10 @@ def train(cfg: TrainConfig) -> TrainResult:
                 group["lr"] = lr
             if adversary is not None:
                 adversary.set_lr(lr)
+            if parts.landmarks is not None and parts.landmarks_on != (step >= cfg.landmarks_from * cfg.steps):
+                parts.landmarks_on = not parts.landmarks_on
+                if parts.landmarks_on and step:
+                    say(f"step {step}: the landmark-consistency loss joins", cfg.json_progress)
             try:
                 done = train_step(parts, feeder.draw, g, check=readback.every == 1)
             except LossNotFinite as exc:

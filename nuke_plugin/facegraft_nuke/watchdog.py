@@ -18,6 +18,7 @@ import time
 from typing import List
 
 GRACE = 5.0
+STOPPING = threading.Event()  # stdin closed: the group is being stopped
 
 
 def _stop_group(child: "subprocess.Popen[bytes]") -> None:
@@ -45,8 +46,9 @@ def _watch_stdin(child: "subprocess.Popen[bytes]") -> None:
             pass
     except (OSError, ValueError):
         pass
-    if child.poll() is None:
-        _stop_group(child)
+    # Even when the command has just exited: what it started may still run in the group.
+    STOPPING.set()
+    _stop_group(child)
 
 
 def main(argv: List[str]) -> int:
@@ -60,12 +62,15 @@ def main(argv: List[str]) -> int:
     if sys.platform == "win32":
         signal.signal(signal.SIGBREAK, lambda number, frame: None)  # type: ignore[attr-defined]
     child = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
-    threading.Thread(target=_watch_stdin, args=(child,), daemon=True).start()
+    watcher = threading.Thread(target=_watch_stdin, args=(child,), daemon=True)
+    watcher.start()
     while True:
         try:
             code = child.wait()
         except KeyboardInterrupt:  # pragma: no cover (the handler above makes this rare)
             continue
+        if STOPPING.is_set():  # the command went at the interrupt: let the watcher kill the rest of the group
+            watcher.join(GRACE + 5.0)
         return 128 - code if code < 0 else code  # killed by a signal: the shell's convention
 
 

@@ -183,6 +183,20 @@ def test_a_run_with_the_landmark_loss_trains_and_logs_its_terms(woman: Faceset, 
     assert float(man_terms["landmarks_swap"]) == 0  # the source is not swapped
 
 
+def test_the_landmark_loss_joins_at_landmarks_from(woman: Faceset, man_extract, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    facesets = [woman.path, man_extract.faceset.path]
+    train(tiny_config(facesets, tmp_path / "run", steps=4, res=RES, min_res=RES, landmarks=1.0, landmark_faces=2,
+                      landmarks_from=0.5, arch="liae", source="man", json_progress=True))
+    out = capsys.readouterr().out
+    bar = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    steps = [e for e in bar if e.get("event") == "progress" and e.get("stage") == "train"]
+    assert [("lm" in e) for e in steps[-4:]] == [False, False, True, True]
+    assert "step 2: the landmark-consistency loss joins" in out
+    with pytest.raises(FaceGraftError):
+        train(tiny_config(facesets, tmp_path / "bad", steps=4, res=RES, min_res=RES, landmarks=1.0, landmarks_from=1.0))
+
+
 def test_off_by_default(tiny_run: Path) -> None:
     from facegraft.training.checkpoint import load_checkpoint
     from facegraft.training.loop import TrainConfig

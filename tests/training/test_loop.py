@@ -232,7 +232,7 @@ def test_the_command_line_defaults_are_the_loops() -> None:
     args = build_parser().parse_args(["train", "--faceset", "a", "--faceset", "b", "--out", "r"])
     cfg = TrainConfig(facesets=[], out="")
     for key in ("lr", "lr_decay", "lr_final", "arch", "expression", "teacher", "features", "balance", "val", "eval_every",
-                "landmarks", "landmark_faces", "adversarial"):
+                "landmarks", "landmark_faces", "landmarks_from", "adversarial"):
         assert getattr(args, key) == getattr(cfg, key), key
 
 
