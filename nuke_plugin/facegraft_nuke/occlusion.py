@@ -22,7 +22,7 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
 import nuke
 
 from . import bridge, commands, node_settings, nodes, paths, rendering
-from .errors import NodeError, RenderError
+from .errors import NodeError
 
 MAX_KEYFRAMES = 12  # more keys than this are a track or an expression, not rotoed keyframes
 STEPS_DEFAULT = 1000  # as `facegraft occlusion train` (tests/nuke checks the two agree)
@@ -192,10 +192,4 @@ def start(node: nuke.Node, block: bool = False) -> Any:
 
     job = bridge.Job(key, f"FaceGraft {name}: occlusion", work, done, total_weight=4.0)
     nodes.set_value(node, "occlusion_status", "training on keyframes " + ", ".join(map(str, plan.keyframes)) + "...")
-    if not block:
-        job.start()
-        return job
-    result = job.run_here()
-    if not result.ok:
-        raise RenderError(result.message, cancelled=result.cancelled)
-    return outcome[0] if outcome else _trained(plan, result)
+    return rendering.start_or_run(job, block, lambda result: outcome[0] if outcome else _trained(plan, result))

@@ -225,13 +225,19 @@ def start(node: nuke.Node, block: bool = False) -> Any:
 
     job = bridge.Job(key, "FaceGraft " + name, _work(chosen, cached_plate), done, total_weight=4.0)
     status(node, f"rendering {chosen.first}-{chosen.last}...")
+    return start_or_run(job, block, lambda result: outcome[0] if outcome else rendered(chosen, result))
+
+
+def start_or_run(job: bridge.Job, block: bool, finish: Callable[[bridge.StepResult], Any]) -> Any:
+    """Start ``job`` in the background and return it, or (``block``) run it here and return
+    ``finish(result)``, raising RenderError when it failed or was cancelled."""
     if not block:
         job.start()
         return job
     result = job.run_here()
     if not result.ok:
         raise RenderError(result.message, cancelled=result.cancelled)
-    return outcome[0] if outcome else rendered(chosen, result)
+    return finish(result)
 
 
 def cancel(node: nuke.Node) -> bool:

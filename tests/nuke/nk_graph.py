@@ -326,3 +326,14 @@ class Renderer:
         for name in channel_set(_text(node, "channels", "rgba")):
             out[name] = cv2.GaussianBlur(self.get(image, name), (0, 0), size / 2.0).astype(np.float32)
         return out
+
+
+def nuke_executes_writes(graph: Renderer) -> None:
+    """nuke.execute of a Write: render what flows into it and write its file, frame by frame."""
+    def execute(write: nuke.Node, first: int, last: int, incr: int) -> None:
+        for frame in range(first, last + 1, incr):
+            image = graph.render(write.input(0), frame)
+            path = nuke.filename(write, frame)
+            assert path is not None
+            write_exr(path, image, channel_set(write["channels"].value()))
+    nuke.execute_hook = execute

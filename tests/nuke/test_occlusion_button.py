@@ -167,21 +167,10 @@ def glasses_shot(tmp_path_factory: pytest.TempPathFactory, single_face_plate: st
     return {"plate": plate, "roto": roto}
 
 
-def nuke_executes_writes(graph: nk_graph.Renderer) -> None:
-    """nuke.execute of a Write: render what flows into it and write its file, frame by frame."""
-    def execute(write: nuke.Node, first: int, last: int, incr: int) -> None:
-        for frame in range(first, last + 1, incr):
-            image = graph.render(write.input(0), frame)
-            path = nuke.filename(write, frame)
-            assert path is not None
-            nk_graph.write_exr(path, image, nk_graph.channel_set(write["channels"].value()))
-    nuke.execute_hook = execute
-
-
 def test_the_button_trains_the_shot_model_and_the_render_uses_it(fake: object, glasses_shot: dict,
                                                                  tmp_path: Path) -> None:
     graph = nk_graph.Renderer(nk_graph.Scene(WIDTH, HEIGHT, "ocio://studio-config-latest", "scene_linear"))
-    nuke_executes_writes(graph)
+    nk_graph.nuke_executes_writes(graph)
     save_script(tmp_path / "comp" / "sh010_comp_v001.nk", 1001, 1010)
     model = build_identity_model(tmp_path / "face.onnx", res=64, shift=(0.2, -0.1, 0.1))
     roto = plate_read(glasses_shot["roto"], 1001, 1010, name="RotoRead")

@@ -23,17 +23,6 @@ from render_models import build_identity_model  # type: ignore[import-not-found]
 WIDTH, HEIGHT = 640, 360
 
 
-def nuke_executes_writes(graph: nk_graph.Renderer) -> None:
-    """nuke.execute of a Write: render what flows into it and write its file, frame by frame."""
-    def execute(write: nuke.Node, first: int, last: int, incr: int) -> None:
-        for frame in range(first, last + 1, incr):
-            image = graph.render(write.input(0), frame)
-            path = nuke.filename(write, frame)
-            assert path is not None
-            nk_graph.write_exr(path, image, nk_graph.channel_set(write["channels"].value()))
-    nuke.execute_hook = execute
-
-
 def _graded_plate(plate: str, gain: float = 1.0) -> nuke.Node:
     read = plate_read(plate, 1001, 1012)
     grade = nuke.Node("Grade", "Grade1")
@@ -66,7 +55,7 @@ def _run(node: nuke.Gizmo) -> list[tuple[str, bool]]:
 def test_render_render_again_and_render_after_an_upstream_change(fake: object, single_face_plate: str,
                                                                  tmp_path: Path) -> None:
     graph = nk_graph.Renderer(nk_graph.Scene(WIDTH, HEIGHT, "ocio://studio-config-latest", "scene_linear"))
-    nuke_executes_writes(graph)
+    nk_graph.nuke_executes_writes(graph)
     grade = _graded_plate(single_face_plate)
     node = _node(tmp_path, grade)
     chosen = node_settings.read(node)
