@@ -98,10 +98,6 @@ def stamp(
                              hint=f"templates: {', '.join(TEMPLATES)}")
     resolution = int(resolution)
     _check_io(model, resolution, None)
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    kept = [(p.key, p.value) for p in out.metadata_props if not p.key.startswith(PREFIX)]
-    del out.metadata_props[:]
     prov = {"facegraft_version": __version__, **(provenance or {})}
     values = {
         "format_version": FORMAT_VERSION,
@@ -112,11 +108,21 @@ def stamp(
         "ocio_config": resolve_config(ocio_config),
         "identities": json.dumps({"source": source, "target": target}, sort_keys=True),
         "provenance": json.dumps(prov, sort_keys=True, default=str),
-        "content_hash": content_hash(out),
+        "content_hash": content_hash(model),  # of the graph and weights: the metadata is left out
     }
+    return with_metadata(model, values, KEYS)
+
+
+def with_metadata(model: onnx.ModelProto, values: dict[str, str], keys: Sequence[str]) -> onnx.ModelProto:
+    """A copy of ``model`` whose ``facegraft.*`` metadata is ``values`` (in the order of ``keys``);
+    metadata of other tools is kept."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    kept = [(p.key, p.value) for p in out.metadata_props if not p.key.startswith(PREFIX)]
+    del out.metadata_props[:]
     for key, value in kept:
         out.metadata_props.add(key=key, value=value)
-    for key in KEYS:
+    for key in keys:
         out.metadata_props.add(key=PREFIX + key, value=values[key])
     return out
 
@@ -126,12 +132,13 @@ def save(model: onnx.ModelProto, path: PathLike) -> Path:
     return atomic_write_bytes(path, model.SerializeToString())
 
 
-def _json(meta: dict[str, str], key: str, where: str) -> dict:
+def json_metadata(meta: dict[str, str], key: str, where: str,
+                  hint: str = "re-export the model with `facegraft export`") -> dict:
+    """The JSON object stored under ``facegraft.KEY``; ModelFileError naming ``where`` otherwise."""
     try:
         value = json.loads(meta[PREFIX + key])
     except (KeyError, ValueError) as exc:
-        raise ModelFileError(f"the metadata '{PREFIX}{key}' is missing or not JSON", path=where,
-                             hint="re-export the model with `facegraft export`") from exc
+        raise ModelFileError(f"the metadata '{PREFIX}{key}' is missing or not JSON", path=where, hint=hint) from exc
     if not isinstance(value, dict):
         raise ModelFileError(f"the metadata '{PREFIX}{key}' is not a JSON object", path=where)
     return value
@@ -167,7 +174,7 @@ def info_from_proto(model: onnx.ModelProto, path: str = "") -> ModelInfo:
     if coverage not in COVERAGES:
         raise ModelFileError(f"unknown coverage '{coverage}'", path=path,
                              hint=f"this FaceGraft knows: {', '.join(sorted(COVERAGES))}")
-    identities = _json(meta, "identities", path)
+    identities = json_metadata(meta, "identities", path)
     dtype, batch = _check_io(model, resolution, path)
     stored = meta[PREFIX + "content_hash"]
     if stored != content_hash(model):
@@ -178,7 +185,7 @@ def info_from_proto(model: onnx.ModelProto, path: str = "") -> ModelInfo:
         template=meta[PREFIX + "template"], colorspace=meta[PREFIX + "colorspace"],
         ocio_config=meta[PREFIX + "ocio_config"], source=str(identities.get("source", "")),
         target=str(identities.get("target", "")), input_name=INPUT_NAME, output_names=OUTPUT_NAMES,
-        provenance=_json(meta, "provenance", path), content_hash=stored, input_dtype=dtype, batch=batch,
+        provenance=json_metadata(meta, "provenance", path), content_hash=stored, input_dtype=dtype, batch=batch,
     )
 
 

@@ -31,7 +31,6 @@ import numpy as np
 import onnx
 
 from facegraft.inference import __version__
-from facegraft.inference.atomic import atomic_write_bytes
 from facegraft.inference.errors import ModelFileError
 from facegraft.inference.io import colour
 from facegraft.inference.models import checks, dfm, modelfile
@@ -95,38 +94,21 @@ def stamp(model: onnx.ModelProto, *, resolution: int, coverage: str, plate: dict
     if "display_window" not in plate:
         raise ValueError("plate metadata needs the display window the model was trained on")
     _check_io(model, int(resolution), None)
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    kept = [(p.key, p.value) for p in out.metadata_props if not p.key.startswith(PREFIX)]
-    del out.metadata_props[:]
     values = {
         "kind": KIND, "format_version": FORMAT_VERSION, "resolution": str(int(resolution)), "coverage": coverage,
         "template": align.TEMPLATE_NAME, "colorspace": colorspace, "ocio_config": ocio_config,
         "plate": json.dumps(plate, sort_keys=True, default=str),
         "provenance": json.dumps({"facegraft_version": __version__, **(provenance or {})}, sort_keys=True, default=str),
-        "content_hash": content_hash(out),
+        "content_hash": content_hash(model),  # of the graph and weights: the metadata is left out
     }
-    for key, value in kept:
-        out.metadata_props.add(key=key, value=value)
-    for key in KEYS:
-        out.metadata_props.add(key=PREFIX + key, value=values[key])
-    return out
+    return modelfile.with_metadata(model, values, KEYS)
 
 
-def save(model: onnx.ModelProto, path: PathLike) -> Path:
-    """Write ``model`` atomically."""
-    return atomic_write_bytes(path, model.SerializeToString())
+save = modelfile.save  # an occlusion model is written like a face model: atomically
 
 
 def _json(meta: dict[str, str], key: str, where: str) -> dict:
-    try:
-        value = json.loads(meta[PREFIX + key])
-    except (KeyError, ValueError) as exc:
-        raise ModelFileError(f"the metadata '{PREFIX}{key}' is missing or not JSON", path=where,
-                             hint="train the occlusion model again") from exc
-    if not isinstance(value, dict):
-        raise ModelFileError(f"the metadata '{PREFIX}{key}' is not a JSON object", path=where)
-    return value
+    return modelfile.json_metadata(meta, key, where, hint="train the occlusion model again")
 
 
 def info_from_proto(model: onnx.ModelProto, path: str = "") -> ModelInfo:
