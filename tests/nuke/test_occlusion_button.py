@@ -20,11 +20,10 @@ from facegraft.inference.io import exr
 from facegraft.inference.io.frames import open_source
 from facegraft.inference.models import occlusion as occlusion_file
 from facegraft.inference.render.stamp import read_stamp
-from facegraft.inference.track import tracker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
-from occluders import composite, glasses, glasses_drop, write_shot  # type: ignore[import-not-found]  # noqa: E402
+from occluders import glasses_shot_on  # type: ignore[import-not-found]  # noqa: E402
 from render_models import build_identity_model  # type: ignore[import-not-found]  # noqa: E402
 
 WIDTH, HEIGHT = 640, 360
@@ -154,17 +153,8 @@ def test_the_occlusion_menu_reaches_the_cli_and_the_shot_model_must_be_trained(f
 @pytest.fixture(scope="module")
 def glasses_shot(tmp_path_factory: pytest.TempPathFactory, single_face_plate: str) -> dict:
     """The man's frames 1001-1010 with sunglasses sliding on mid-shot, and their roto (alpha)."""
-    folder = tmp_path_factory.mktemp("nuke_glasses")
-    clean = open_source(single_face_plate, "1001-1010")
-    shot = tracker.track_shot(clean, tracker=tracker.FrameTracker(tracker.TrackerOptions(device="cpu", hands=False)))
-    plates, alphas = [], []
-    for i, frame in enumerate(clean.frames):
-        plate = clean.read(frame)
-        occluder = glasses(shot.face(frame).transform, plate.shape, glasses_drop(i, len(clean.frames)))
-        plates.append(composite(plate.rgb, occluder))
-        alphas.append(occluder.alpha)
-    plate, roto = write_shot(folder, "sh010", 1001, plates, alphas)
-    return {"plate": plate, "roto": roto}
+    made = glasses_shot_on(open_source(single_face_plate, "1001-1010"), tmp_path_factory.mktemp("nuke_glasses"))
+    return {"plate": made.plate, "roto": made.roto}
 
 
 def test_the_button_trains_the_shot_model_and_the_render_uses_it(fake: object, glasses_shot: dict,

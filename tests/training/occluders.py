@@ -20,8 +20,10 @@ import cv2
 import numpy as np
 
 from facegraft.inference.io import exr
-from facegraft.inference.track import align
+from facegraft.inference.io.frames import FrameSource
+from facegraft.inference.track import align, tracker
 from facegraft.inference.track.mattes import fill_polygon
+from facegraft.inference.track.trackfile import ShotTrack
 
 
 @dataclass
@@ -129,3 +131,25 @@ def write_shot(folder: Path, name: str, first: int, plates: Sequence[np.ndarray]
         exr.write_image(str(folder / f"{name}_roto.{frame:04d}.exr"), alpha[..., None].astype(np.float16),
                         exr.new_spec(w, h, ["A"], np.float16))
     return plate_pattern, roto_pattern
+
+
+@dataclass
+class GlassesShot:
+    plate: str  # the plate pattern, sunglasses composited
+    roto: str  # their alpha, as a roto sequence
+    track: ShotTrack  # the clean plate's track
+    alphas: list[np.ndarray]
+
+
+def glasses_shot_on(clean: FrameSource, folder: Path, name: str = "sh010") -> GlassesShot:
+    """``clean`` (tracked, without hands) with sunglasses sliding on mid-shot, written to ``folder``
+    as ``NAME.####.exr`` from frame 1001 with its roto."""
+    shot = tracker.track_shot(clean, tracker=tracker.FrameTracker(tracker.TrackerOptions(device="cpu", hands=False)))
+    plates, alphas = [], []
+    for i, frame in enumerate(clean.frames):
+        plate = clean.read(frame)
+        occluder = glasses(shot.face(frame).transform, plate.shape, glasses_drop(i, len(clean.frames)))
+        plates.append(composite(plate.rgb, occluder))
+        alphas.append(occluder.alpha)
+    plate, roto = write_shot(folder, name, 1001, plates, alphas)
+    return GlassesShot(plate, roto, shot, alphas)

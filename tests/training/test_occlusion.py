@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from occluders import composite, glasses, glasses_drop, write_shot
+from occluders import glasses_shot_on
 
 from facegraft.cli.main import main as cli_main
 from facegraft.inference.errors import FaceGraftError, ModelFileError
@@ -29,18 +29,10 @@ RES = 64
 def glasses_shot(tmp_path_factory: pytest.TempPathFactory, single_face_plate: str) -> dict:
     """The man's 12 frames with sunglasses sliding on over frames 1005-1007, their roto, the track."""
     folder = tmp_path_factory.mktemp("glasses")
-    clean = open_source(single_face_plate)
-    shot = tracker.track_shot(clean, tracker=tracker.FrameTracker(tracker.TrackerOptions(device="cpu", hands=False)))
-    plates, alphas = [], []
-    for i, frame in enumerate(clean.frames):
-        plate = clean.read(frame)
-        occluder = glasses(shot.face(frame).transform, plate.shape, glasses_drop(i, len(clean.frames)))
-        plates.append(composite(plate.rgb, occluder))
-        alphas.append(occluder.alpha)
-    plate, roto = write_shot(folder, "sh010", 1001, plates, alphas)
+    made = glasses_shot_on(open_source(single_face_plate), folder)
     track = str(folder / "sh010.fgtrack.json")
-    save_track(shot, track)
-    return {"folder": folder, "plate": plate, "roto": roto, "track": track, "alphas": alphas}
+    save_track(made.track, track)
+    return {"folder": folder, "plate": made.plate, "roto": made.roto, "track": track, "alphas": made.alphas}
 
 
 @pytest.fixture(scope="module")
