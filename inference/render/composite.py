@@ -65,6 +65,35 @@ class FaceLayers:
     alpha: Optional[np.ndarray] = None  # ``matte`` over the plate's alpha (when the plate has one)
     stmap: Optional[tuple[np.ndarray, np.ndarray]] = None  # float32 (s, t) into the crop (``stmap.R/G``)
 
+    def within(self, box: tuple[int, int, int, int]) -> FaceLayers:
+        """Every layer cut to ``box`` (``y0, y1, x0, x1`` in the region): views, not copies."""
+        y0, y1, x0, x1 = box
+
+        def cut(plane: Optional[np.ndarray]) -> Optional[np.ndarray]:
+            return None if plane is None else plane[y0:y1, x0:x1]
+
+        stmap = None if self.stmap is None else (self.stmap[0][y0:y1, x0:x1], self.stmap[1][y0:y1, x0:x1])
+        return FaceLayers(rgb=self.rgb[y0:y1, x0:x1], matte=self.matte[y0:y1, x0:x1], swap=cut(self.swap),
+                          face_matte=cut(self.face_matte), occlusion=cut(self.occlusion), alpha=cut(self.alpha),
+                          stmap=stmap)
+
+
+def nonzero_box(planes: Sequence[Optional[np.ndarray]]) -> tuple[int, int, int, int]:
+    """``(y0, y1, x0, x1)`` bounding every pixel that is not 0 (NaN included) in any of ``planes``
+    (``[h, w]`` each, None skipped); ``(0, 0, 0, 0)`` when there is none."""
+    rows: Optional[np.ndarray] = None
+    cols: Optional[np.ndarray] = None
+    for plane in planes:
+        if plane is None:
+            continue
+        lit = plane != 0
+        rows = lit.any(axis=1) if rows is None else rows | lit.any(axis=1)
+        cols = lit.any(axis=0) if cols is None else cols | lit.any(axis=0)
+    if rows is None or cols is None or not rows.any():
+        return (0, 0, 0, 0)
+    ys, xs = np.flatnonzero(rows), np.flatnonzero(cols)
+    return (int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1)
+
 
 def match_colour(swap: np.ndarray, crop: np.ndarray, mask: np.ndarray, place: Placement,
                  settings: RenderSettings) -> np.ndarray:
@@ -169,17 +198,27 @@ def composite(
     swap_roi, mask_roi, footprint = warp_to_region(swap_src, mask, place)
     raw = raw_matte(mask_roi, footprint, place, settings.forehead)
     matte = shape_matte(raw, footprint, settings.erode, settings.feather, holdout, precision, occlusion)
-    inside = matte > 0
 
-    plate_clean = sanitize(plate)
-    colour = blend_colour(plate_clean, swap_roi, matte, settings.blend, spaces)
-    premult, beauty = over(colour, matte, plate_clean)
+    # every step from here is per pixel (but a multiband pyramid's, which is built over the region):
+    # only the matte's box is computed, the rest of the region is the pass-through pixels
+    y0, y1, x0, x1 = nonzero_box([matte])
+    box = (slice(y0, y1), slice(x0, x1))
+    inside = matte[box] > 0
+    plate_clean = sanitize(plate[box])
+    if log_blend:
+        colour = blend_colour(sanitize(plate), swap_roi, matte, settings.blend, spaces)[box]
+    else:
+        colour = blend_colour(plate_clean, swap_roi[box], matte[box], settings.blend, spaces)
+    premult, beauty = over(colour, matte[box], plate_clean)
     keep = plate if background is None else background
-    out = FaceLayers(rgb=np.where(inside[..., None], beauty.astype(precision), keep), matte=matte)
+    rgb = keep.astype(np.result_type(precision, keep.dtype), copy=True)
+    rgb[box] = np.where(inside[..., None], beauty.astype(precision), keep[box])
+    out = FaceLayers(rgb=rgb, matte=matte)
     if plate_alpha is not None:
         out.alpha = merge_alpha(matte, plate_alpha, alpha_precision)
     if "swap" in groups:
-        out.swap = np.where(inside[..., None], premult, 0.0).astype(precision)
+        out.swap = np.zeros((*matte.shape, 3), precision)
+        out.swap[box] = np.where(inside[..., None], premult, 0.0)
     if "matte" in groups:
         out.face_matte = raw.astype(precision)
         out.occlusion = None if occlusion is None else np.clip(occlusion, 0.0, 1.0).astype(precision)

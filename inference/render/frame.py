@@ -188,7 +188,6 @@ class FrameRenderer:
             elif image.part_name not in layers.PARTS.values():  # a render used as a plate: new layers replace its own
                 out.append(exr.Part(output.passthrough_header(image.spec, attrs), pixels=image.pixels))
         out += output.layers_parts(rgb.spec, self.settings.groups, lay.new_format, attrs, face, job.roi, job.holdout)
-        put_occlusion(out, face)
         output.name_parts([p.spec for p in out])
         return out
 
@@ -209,16 +208,6 @@ class FrameRenderer:
             plate_alpha=block[..., index["A"]] if lay.has_alpha else None,
             precision=lay.new_format, alpha_precision=lay.alpha_format, groups=self.settings.groups,
         )
-
-
-def put_occlusion(parts: list[exr.Part], face: Optional[FaceLayers]) -> None:
-    """The face's ``matte.occlusion`` into the layer part that has the channel (over the face's region)."""
-    if face is None or face.occlusion is None:
-        return
-    for part in parts:
-        names = list(part.spec.channelnames)
-        if "matte.occlusion" in names and part.pixels is not None and part.pixels.shape[:2] == face.occlusion.shape:
-            part.pixels[..., names.index("matte.occlusion")] = face.occlusion
 
 
 def read_plate(source: FrameSource, frame: int) -> Plate:

@@ -25,7 +25,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 from facegraft.inference.io import exr, layers
-from facegraft.inference.render.composite import FaceLayers
+from facegraft.inference.render.composite import FaceLayers, nonzero_box
 
 Run = tuple[int, int, str, Any]  # first output channel, count, kind (copy/const), source
 LAYERS_COMPRESSION = "zip"  # lossless, and fast on a small window
@@ -136,8 +136,9 @@ def layers_window(like: Any, roi: tuple[int, int, int, int]) -> tuple[int, int, 
 
 def layer_pixels(channels: Sequence[str], dtype: type, shape: tuple[int, int],
                  face: Optional[FaceLayers] = None, holdout: Optional[np.ndarray] = None) -> np.ndarray:
-    """A FaceGraft layer part's pixels ``[h, w, len(channels)]`` over the face's region: ``face``'s
-    layers (0 where it has none, or without a face) and ``holdout`` in ``matte.holdout``."""
+    """A FaceGraft layer part's pixels ``[h, w, len(channels)]`` over ``shape`` (the face's layers
+    cut to the part's window): ``face``'s layers (0 where it has none, or without a face) and
+    ``holdout`` in ``matte.holdout``."""
     out: np.ndarray = np.zeros((*shape, len(channels)), dtype)
     index = {name: i for i, name in enumerate(channels)}
     if "matte.holdout" in index and holdout is not None:
@@ -149,10 +150,24 @@ def layer_pixels(channels: Sequence[str], dtype: type, shape: tuple[int, int],
         out[..., index["swap.A"]] = face.matte
     if "matte.face" in index and face.face_matte is not None:
         out[..., index["matte.face"]] = face.face_matte
+    if "matte.occlusion" in index and face.occlusion is not None:
+        out[..., index["matte.occlusion"]] = face.occlusion
     if "stmap.R" in index and face.stmap is not None:
         out[..., index["stmap.R"]] = face.stmap[0]
         out[..., index["stmap.G"]] = face.stmap[1]
     return out
+
+
+def group_box(group: str, face: FaceLayers, holdout: Optional[np.ndarray]) -> tuple[int, int, int, int]:
+    """Where a FaceGraft layer group holds anything over the face's region (``y0, y1, x0, x1`` in
+    it): ``swap`` where the blend matte is not 0 (the swap is premultiplied by it), ``matte`` where
+    any of its mattes is, ``stmap`` everywhere (it maps every pixel of the region)."""
+    if group == "swap":
+        return nonzero_box([face.matte])
+    if group == "matte":
+        return nonzero_box([face.face_matte, face.occlusion, holdout])
+    h, w = face.matte.shape
+    return (0, h, 0, w)
 
 
 def name_parts(specs: Sequence[Any]) -> None:
@@ -175,14 +190,23 @@ def layers_parts(like: Any, groups: Sequence[str], new_format: type, attrs: Mapp
                  holdout: Optional[np.ndarray] = None) -> list[exr.Part]:
     """The FaceGraft layer parts of ``groups`` for a frame whose beauty part's header is ``like``:
     ``face``'s layers over its region ``roi`` (``y0, y1, x0, x1`` in the beauty's array) and the
-    ``holdout`` there (``[H, W]`` over the beauty); one pixel of 0 without a face."""
-    roi = roi if face is not None else (0, 0, 0, 0)
-    window = layers_window(like, roi)
-    y0, y1, x0, x1 = roi
-    held = None if holdout is None or face is None else holdout[y0:y1, x0:x1]
+    ``holdout`` there (``[H, W]`` over the beauty); one pixel of 0 without a face.
+
+    Each part's data window is what it holds (``group_box``): the swap and the mattes are 0 off
+    the matte's box, which is about half the region, so they are neither stored nor encoded there
+    (a reader gives 0 outside a data window); the STMap covers the whole region."""
+    held = None if holdout is None or face is None else holdout[roi[0]:roi[1], roi[2]:roi[3]]
     parts = []
-    for name, channels, dtype in layer_parts(groups, new_format):
-        pixels = layer_pixels(channels, dtype, (window[3], window[2]), face, held)
+    for group in (g for g in layers.GROUPS if g in groups):
+        name, channels, dtype = layer_parts([group], new_format)[0]
+        box = group_box(group, face, held) if face is not None else (0, 0, 0, 0)
+        y0, y1, x0, x1 = box
+        window = layers_window(like, (roi[0] + y0, roi[0] + y1, roi[2] + x0, roi[2] + x1) if y1 > y0 else box)
+        if face is None or y1 <= y0:
+            pixels = layer_pixels(channels, dtype, (1, 1))
+        else:
+            pixels = layer_pixels(channels, dtype, (y1 - y0, x1 - x0), face.within(box),
+                                  None if held is None else held[y0:y1, x0:x1])
         parts.append(exr.Part(layers_header(like, name, channels, dtype, window, attrs), pixels=pixels))
     return parts
 

@@ -292,3 +292,35 @@ def test_layers_part_window_and_part_names():
     alone = exr.new_spec(30, 20, ["R", "G", "B"])
     output.name_parts([alone])
     assert exr.part_name(alone) == ""  # a single-part output stays unnamed
+
+
+def test_nonzero_box_bounds_every_lit_pixel_nan_included():
+    a = np.zeros((10, 12), np.float32)
+    b = np.zeros((10, 12), np.float16)
+    assert comp.nonzero_box([a, None, b]) == (0, 0, 0, 0)
+    assert comp.nonzero_box([]) == (0, 0, 0, 0)
+    a[2, 3] = 0.5
+    b[7, 9] = np.nan
+    assert comp.nonzero_box([a]) == (2, 3, 3, 4)
+    assert comp.nonzero_box([a, b]) == (2, 8, 3, 10)
+
+
+def test_layer_parts_hold_exactly_what_the_region_holds_on_their_own_windows():
+    """Each FaceGraft part's window is the box of what it holds; read back onto the region they are
+    the face's layers there, 0 off their windows."""
+    face = _composite(np.full((*SHAPE, 3), 0.3, np.float16), np.ones((RES, RES), np.float32))
+    spec = exr.new_spec(SHAPE[1] + 10, SHAPE[0] + 6, ["R", "G", "B"], np.float16)
+    roi = (3, 3 + SHAPE[0], 5, 5 + SHAPE[1])
+    holdout = np.zeros((SHAPE[0] + 6, SHAPE[1] + 10), np.float32)
+    parts = output.layers_parts(spec, layers.ALL, np.float16, {}, face, roi, holdout)
+    by_name = {exr.part_name(p.spec): p for p in parts}
+    swap = by_name[layers.PARTS["swap"]]
+    stmap = by_name[layers.PARTS["stmap"]]
+    assert (stmap.spec.x, stmap.spec.y, stmap.spec.width, stmap.spec.height) == (5, 3, SHAPE[1], SHAPE[0])
+    assert swap.spec.width * swap.spec.height < SHAPE[0] * SHAPE[1]
+    placed = np.zeros((*SHAPE, 4), np.float16)
+    oy, ox = swap.spec.y - 3, swap.spec.x - 5
+    assert swap.pixels is not None
+    placed[oy:oy + swap.spec.height, ox:ox + swap.spec.width] = swap.pixels
+    np.testing.assert_array_equal(placed[..., 3], face.matte.astype(np.float16))
+    np.testing.assert_array_equal(placed[..., :3], face.swap)

@@ -129,15 +129,22 @@ def test_every_plate_part_comes_through_and_the_layers_get_their_own(tmp_path, m
         assert beauty.getattribute("studio/shot") == "sh010"
 
         fg, layer = parts[layers.PARTS["swap"]]
-        for group, name in layers.PARTS.items():  # one precision per part, all on the same window
-            spec = parts[name][0]
+        region = parts[layers.PARTS["stmap"]][0]
+        for group, name in layers.PARTS.items():  # one precision per part, each on the window of what it holds
+            spec, held = parts[name]
             assert set(spec.channelnames) == set(layers.GROUPS[group]) and spec.getattribute("compression") == "zip"
             assert str(spec.format) == ("float" if group == "stmap" else "half") and not spec.channelformats
-            assert (spec.x, spec.y, spec.width, spec.height) == (fg.x, fg.y, fg.width, fg.height)
-        # the layers' window: around the face, inside the beauty's, far smaller than the frame
-        assert beauty.x <= fg.x and fg.x + fg.width <= beauty.x + beauty.width
-        assert beauty.y <= fg.y and fg.y + fg.height <= beauty.y + beauty.height
-        assert fg.width * fg.height < 0.5 * beauty.width * beauty.height
+            assert region.x <= spec.x and spec.x + spec.width <= region.x + region.width
+            assert region.y <= spec.y and spec.y + spec.height <= region.y + region.height
+            if group != "stmap":  # the window is the box of its non-zero pixels: each edge row and column has one
+                lit = np.any(held != 0, axis=2)
+                assert lit[0].any() and lit[-1].any() and lit[:, 0].any() and lit[:, -1].any(), group
+        # the swap's window is smaller than the region the STMap covers (the matte's box)
+        assert fg.width * fg.height < region.width * region.height
+        # the region: around the face, inside the beauty's, far smaller than the frame
+        assert beauty.x <= region.x and region.x + region.width <= beauty.x + beauty.width
+        assert beauty.y <= region.y and region.y + region.height <= beauty.y + beauty.height
+        assert region.width * region.height < 0.5 * beauty.width * beauty.height
         assert (fg.full_width, fg.full_height) == DISPLAY
         # the swap applies to the beauty part: changed under the matte, bit-identical elsewhere
         matte = np.zeros(pixels.shape[:2], np.float32)
@@ -246,8 +253,10 @@ def test_stmap_is_float32_and_exact_to_float32_rounding(tmp_path, model):
     m = align.crop_matrix(TRANSFORM, RES, "whole_face") / RES
     exact_s = m[0, 0] * xs[None, :] + m[0, 1] * ys[:, None] + m[0, 2]
     exact_t = 1.0 - (m[1, 0] * xs[None, :] + m[1, 1] * ys[:, None] + m[1, 2])
-    swap_spec, swap = parts[layers.PARTS["swap"]]
-    inside = swap[..., list(swap_spec.channelnames).index("swap.A")] > 0
+    swap_spec, swap = parts[layers.PARTS["swap"]]  # on its own window, inside the STMap's
+    inside = np.zeros(s.shape, bool)
+    oy, ox = swap_spec.y - fg.y, swap_spec.x - fg.x
+    inside[oy:oy + swap_spec.height, ox:ox + swap_spec.width] = swap[..., list(swap_spec.channelnames).index("swap.A")] > 0
     assert inside.sum() > 500
     assert np.abs(s - exact_s)[inside].max() < 1e-6 and np.abs(t - exact_t)[inside].max() < 1e-6
     # half precision would have been 100x coarser: the test can tell them apart
