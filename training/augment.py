@@ -42,11 +42,17 @@ class AugmentConfig:
     saturation: float = 0.2  # +- relative
 
 
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``x`` (small, CPU) on ``device`` without waiting for it: a pinned, asynchronous copy to a GPU
+    (a plain ``.to`` would wait for every kernel queued before it)."""
+    if device.type == "cuda" and x.device.type == "cpu":
+        return x.pin_memory().to(device, non_blocking=True)
+    return x.to(device)
+
+
 def _to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """``x`` (small, CPU) on ``like``'s device and in its dtype, without waiting for that device."""
-    if like.device.type == "cuda":
-        x = x.pin_memory().to(like.device, non_blocking=True)
-    return x.to(like.dtype)
+    return to_device(x, like.device).to(like.dtype)
 
 
 def _uniform(n: int, spread: float, g: torch.Generator) -> torch.Tensor:

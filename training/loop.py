@@ -35,7 +35,7 @@ from facegraft.inference.errors import FaceGraftError
 from facegraft.inference.progress import Progress, say
 
 from .adversarial import Adversary
-from .augment import AugmentConfig, augment
+from .augment import AugmentConfig, augment, to_device
 from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from .data import (
     BIN_WIDTHS,
@@ -276,7 +276,7 @@ def train_step(parts: StepParts, draw: Callable[[str], Batch], g: torch.Generato
         if parts.head is not None:
             if drawn.measures is None:
                 raise ValueError(f"the expression loss needs the measures of the faces of '{name}'")
-            measures.append(flip_measures(drawn.measures, aug.flipped).to(device))
+            measures.append(to_device(flip_measures(drawn.measures, aug.flipped), device))
     x = torch.cat(inputs).to(device)
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
@@ -288,7 +288,7 @@ def train_step(parts: StepParts, draw: Callable[[str], Batch], g: torch.Generato
             # the head what the decoders need); NaN = the head's reading, also for unknown measures
             own = (torch.cat(measures) - parts.measure_mean) / parts.measure_std
             taught = torch.rand(own.shape[0], generator=g) < parts.teacher
-            own = torch.where(taught.to(own.device)[:, None], own, torch.full_like(own, float("nan")))
+            own = torch.where(to_device(taught, own.device)[:, None], own, torch.full_like(own, float("nan")))
             features, _, read = parts.encoder(x, with_code=True, measures=own)
             expressed = read.float().chunk(len(parts.names))
         else:

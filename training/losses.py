@@ -122,6 +122,6 @@ def expression_loss(predicted: torch.Tensor, measures: torch.Tensor, mean: torch
     """Smooth-L1 between the head's output and the standardised measures ``[N, M]``; unknown (NaN) measures are skipped."""
     target = (measures - mean) / std
     known = torch.isfinite(target)
-    if not bool(known.any()):
-        return predicted.sum() * 0.0
-    return F.smooth_l1_loss(predicted.float()[known], target[known], beta=0.5)
+    # the mean over the known entries, 0 when there is none, without asking the device which they are
+    per_entry = F.smooth_l1_loss(predicted.float(), torch.where(known, target, 0.0), beta=0.5, reduction="none")
+    return (per_entry * known).sum() / known.sum().clamp_min(1)

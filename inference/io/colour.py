@@ -97,8 +97,8 @@ class Converter:
             return out
         if out.shape[-1] != 3:
             raise ValueError(f"expected RGB in the last axis, got shape {out.shape}")
-        flat = out.reshape(-1, 3)
-        self._cpu.applyRGB(flat)
+        if out.size:  # a packed image description: OCIO's vectorised path (applyRGB is 2-3x slower)
+            self._cpu.apply(ocio.PackedImageDesc(out, out.size // 3, 1, 3))
         return out
 
     def __repr__(self) -> str:

@@ -144,6 +144,10 @@ def test_expression_loss_is_zero_on_the_measures_and_skips_unknown_ones() -> Non
     assert float(expression_loss(wrong, measures, mean, std)) == pytest.approx((1.0 - 0.5 * 0.5) / 3)  # smooth L1, beta 0.5, over 3 known
     unknown = torch.full((1, 2), float("nan"))
     assert float(expression_loss(torch.ones(1, 2), unknown, mean, std)) == 0.0
+    # an unknown measure teaches nothing: its entry gets no gradient, the known ones do
+    wrong.requires_grad_(True)
+    expression_loss(wrong, measures, mean, std).backward()
+    assert wrong.grad is not None and float(wrong.grad[1, 0]) == 0.0 and float(wrong.grad[0, 1]) != 0.0
 
 
 @pytest.mark.parametrize("arch", ["comb", "liae"])
