@@ -324,3 +324,22 @@ def test_layer_parts_hold_exactly_what_the_region_holds_on_their_own_windows():
     placed[oy:oy + swap.spec.height, ox:ox + swap.spec.width] = swap.pixels
     np.testing.assert_array_equal(placed[..., 3], face.matte.astype(np.float16))
     np.testing.assert_array_equal(placed[..., :3], face.swap)
+
+
+def test_a_layer_that_is_zero_everywhere_gets_a_one_pixel_part():
+    """A face held out whole: the swap is 0 over the region, so its part holds one pixel of 0 at the
+    beauty's data window origin; ``matte.face`` (before the holdout) keeps its box, the STMap the region."""
+    held = np.ones(SHAPE, np.float32)
+    face = _composite(np.full((*SHAPE, 3), 0.3, np.float16), np.ones((RES, RES), np.float32), holdout=held)
+    assert not face.matte.any()
+    spec = exr.new_spec(SHAPE[1] + 10, SHAPE[0] + 6, ["R", "G", "B"], np.float16)
+    spec.x, spec.y = -2, -1
+    parts = output.layers_parts(spec, layers.ALL, np.float16, {}, face, (3, 3 + SHAPE[0], 5, 5 + SHAPE[1]))
+    by_name = {exr.part_name(p.spec): p for p in parts}
+    swap = by_name[layers.PARTS["swap"]]
+    assert (swap.spec.x, swap.spec.y, swap.spec.width, swap.spec.height) == (-2, -1, 1, 1)
+    assert swap.pixels is not None and not swap.pixels.any()
+    matte = by_name[layers.PARTS["matte"]]
+    assert matte.pixels is not None and matte.spec.width > 1 and matte.pixels[..., 0].any()
+    stmap = by_name[layers.PARTS["stmap"]].spec
+    assert (stmap.x, stmap.y, stmap.width, stmap.height) == (3, 2, SHAPE[1], SHAPE[0])
