@@ -10,6 +10,7 @@ Examples:
   facegraft train --faceset facesets/actor --faceset facesets/double --out runs/sh010 --steps 200000 --resume
   facegraft train --faceset facesets/actor --faceset facesets/double --out runs/sh010 --arch liae --source actor
   facegraft train --faceset facesets/actor --faceset facesets/double --out runs/sh010 --landmarks 1 --adversarial 0.1
+  facegraft train --faceset facesets/actor --faceset facesets/double --out runs/sh010 --synthetic-blinks 0.1
   tensorboard --logdir runs/sh010/tensorboard
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ class DEFAULTS:
 
     lr, lr_decay, lr_final, arch, expression, teacher, features, balance, val, eval_every = (
         2e-4, "cosine", 0.1, "comb", 0.0, 0.5, 3.0, 0.5, 0.0, 250)
-    landmarks, landmark_faces, landmarks_from, adversarial = 0.0, 4, 0.0, 0.0
+    landmarks, landmark_faces, landmarks_from, adversarial, synthetic_blinks = 0.0, 4, 0.0, 0.0, 0.0
 
 
 NAME = "train"
@@ -54,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "shared code (the source identity) or shared + own code (the others), which carries the "
                              f"plate's expression further at some cost in likeness (default {d.arch})")
     parser.add_argument("--source", default=None, metavar="IDENTITY",
-                        help="liae: the identity whose face goes onto the plates (default: the first --faceset's)")
+                        help="the identity whose face goes onto the plates: liae's shared decoder draws it, and "
+                             "--synthetic-blinks closes its eyes (default: the first --faceset's)")
     parser.add_argument("--expression", type=float, default=d.expression, metavar="WEIGHT",
                         help="weight of the expression head: the shared code must tell each face's eye and mouth "
                              f"openness and head pose, the same way for every actor; 0 turns it off (default {d.expression:g})")
@@ -90,6 +92,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--balance", type=float, default=d.balance, metavar="0..1",
                         help="draw faces evenly over bins of yaw, pitch, eye and mouth openness (1), uniformly over "
                              f"faces (0), or a mix, so rare blinks and poses are not drowned (default {d.balance:g})")
+    parser.add_argument("--synthetic-blinks", type=float, default=d.synthetic_blinks, metavar="FRACTION",
+                        help="for source footage that never shuts an eye (`facegraft coverage` says so): add this "
+                             "fraction of the source's training faces again with their eyes closed by a warp (the "
+                             "upper lid pulled down onto the lower one; mostly blinks, some winks and squints), so its "
+                             "decoder learns to draw a shut eye and the swap blinks when the plate's actor does. The "
+                             "source is --source, else the first --faceset's identity; held-out faces stay real. A "
+                             "warped lid, not a real one: real footage of the source blinking is better, above all at "
+                             f"high resolution. 0.1 is a start; 0 turns it off (default {d.synthetic_blinks:g})")
     parser.add_argument("--val", type=float, default=d.val, metavar="FRACTION",
                         help="hold out this fraction of every identity's faces; their loss is shown in the progress bar "
                              f"and TensorBoard (val/NAME) every --eval-every steps (default {d.val:g}: none)")
@@ -117,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         source=args.source, expression=args.expression, condition=args.condition, teacher=args.teacher,
         features=args.features, landmarks=args.landmarks, landmark_faces=args.landmark_faces,
         landmarks_from=args.landmarks_from,
-        adversarial=args.adversarial,
+        adversarial=args.adversarial, synthetic_blinks=args.synthetic_blinks,
         balance=args.balance, val=args.val, eval_every=args.eval_every, seed=args.seed, resume=args.resume, preview_every=args.preview_every,
         save_every=args.save_every, ms_ssim=args.ms_ssim, compile=args.compile, device=args.device,
         threads=args.threads, tensorboard=not args.no_tensorboard, json_progress=args.json_progress,

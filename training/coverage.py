@@ -189,6 +189,19 @@ def verdict_text(faces: int, uncovered: int, within: float, reasons: Counter,
     return text + spread
 
 
+def _never_shut(source: Side, target: Side) -> str:
+    """The warning for a source that never shuts its eyes where the plate does ("" when it does, or the plate never)."""
+    eyes = FEATURES.index("eyes")
+    shut = int((target.values[:, eyes] < expr.EYE_SHUT).sum())
+    if not shut or (source.values[:, eyes] < expr.EYE_SHUT).any():
+        return ""
+    names = ", ".join(str(fs.path) for fs in source.facesets)
+    return (f"the source ({names}) never shuts its eyes (eye openness {source.values[:, eyes].min():.2f} at the least) but "
+            f"{shut} of the plate's {len(target.values)} faces do: the swap will keep its eyes open there. Add "
+            "source footage in which the actor blinks, or train with --synthetic-blinks 0.1 (the source's open-eyed "
+            "faces again with their eyes closed by a warp)")
+
+
 def check_coverage(source: Sequence[PathLike], target: Sequence[PathLike], out: Optional[PathLike] = None, *,
                    within: float = WITHIN, worst: int = WORST) -> CoverageReport:
     """Compare the ``target`` (plate) facesets' faces with the ``source`` facesets'; with ``out``, write
@@ -228,6 +241,9 @@ def check_coverage(source: Sequence[PathLike], target: Sequence[PathLike], out: 
         warnings.append(f"the source faceset{'s' if several else ''} {', '.join(source_names)} cover{'' if several else 's'} "
                         f"none of the plate's {len(tgt.values)} faces: a model trained on {'them' if several else 'it'} "
                         "will not follow the plate")
+    never_shut = _never_shut(src, tgt)
+    if never_shut:
+        warnings.append(never_shut)
     report = CoverageReport(faces=len(tgt.values), covered=int(covered.sum()), within=within, verdict=verdict,
                             reasons=dict(reasons), warnings=warnings)
     report.data = {
@@ -238,6 +254,7 @@ def check_coverage(source: Sequence[PathLike], target: Sequence[PathLike], out: 
                              "max": round(float(distance[:, 0].max()), 4)},
         "ranges": {"source": _ranges(src.values), "target": _ranges(tgt.values)},
         "verdict": verdict, "warnings": warnings, "plate_faces": per_face,
+        "source_never_shuts_eyes": bool(never_shut),  # where the plate does
     }
     if out is not None:
         folder = Path(out)

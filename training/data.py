@@ -119,10 +119,12 @@ class IdentityData:
     measures: Optional[np.ndarray] = None  # [K,len(MEASURES)] per row
     weights: Optional[np.ndarray] = None  # [K] draw probabilities; None: uniform
     notes: list[str] = field(default_factory=list)
+    # faces made in memory (``blink.add_synthetic_blinks``), read after the facesets: rows (len(facesets), i)
+    synthetic: Optional[Faceset] = None
 
     def __post_init__(self) -> None:
         if self.rows is None:
-            self.rows = np.array([(k, i) for k, fs in enumerate(self.facesets) for i in range(len(fs))],
+            self.rows = np.array([(k, i) for k, fs in enumerate(self.sources) for i in range(len(fs))],
                                  np.int64).reshape(-1, 2)
 
     def __len__(self) -> int:
@@ -133,11 +135,17 @@ class IdentityData:
     def paths(self) -> str:
         return ", ".join(str(fs.path) for fs in self.facesets)
 
+    @property
+    def sources(self) -> list[Faceset]:
+        """What the rows index: the facesets, then the synthetic faces (when there are any)."""
+        return self.facesets + ([self.synthetic] if self.synthetic is not None else [])
+
     def subset(self, picks: np.ndarray) -> IdentityData:
         """The faces at ``picks`` (positions in this set), uniform draws."""
         assert self.rows is not None
         measures = None if self.measures is None else self.measures[picks]
-        return IdentityData(self.identity, self.facesets, self.rows[picks], measures, None, list(self.notes))
+        return IdentityData(self.identity, self.facesets, self.rows[picks], measures, None, list(self.notes),
+                            self.synthetic)
 
     def measure(self) -> IdentityData:
         """Attach each face's measures (``Faceset.measures``: the expression records stored at
@@ -145,7 +153,7 @@ class IdentityData:
         assert self.rows is not None
         columns = [expression.FIELDS.index(name) for name in MEASURES]
         per_faceset = []
-        for fs in self.facesets:
+        for fs in self.sources:
             per_faceset.append(fs.measures()[:, columns])
             if fs.unmeasured():
                 self.notes.append(f"{fs.unmeasured()} of the {len(fs)} faces of {fs.path} have no expression record "
@@ -163,7 +171,7 @@ class IdentityData:
     def _location(self, position: int) -> tuple[Faceset, int]:
         assert self.rows is not None
         k, i = self.rows[position]
-        return self.facesets[int(k)], int(i)
+        return self.sources[int(k)], int(i)
 
     def load(self, positions: Sequence[int], res: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Faces ``[B,3,res,res]`` (model space) and mattes ``[B,2,res,res]``: the face, and the eyes

@@ -36,6 +36,8 @@ from facegraft.inference.progress import Progress, say
 
 from .adversarial import Adversary
 from .augment import AugmentConfig, augment, to_device
+from .blink import SEED as BLINK_SEED
+from .blink import add_synthetic_blinks
 from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from .data import (
     BIN_WIDTHS,
@@ -84,6 +86,7 @@ class TrainConfig:
     landmarks_from: float = 0.0  # the landmark loss joins from this fraction of the steps (it needs faces to read)
     adversarial: float = 0.0  # weight of the adversarial patch loss; 0: off (no critic)
     balance: float = DEFAULT_BALANCE  # 0: faces drawn uniformly; 1: uniformly over pose/expression bins
+    synthetic_blinks: float = 0.0  # add this fraction of the source's training faces again with their eyes closed
     val: float = 0.0  # fraction of every identity's faces held out for the validation loss
     teacher: float = 0.5  # conditioned: share of faces whose decoder is fed their measured expression (else the head's)
     eval_every: int = 250  # validation loss every N steps (with val > 0)
@@ -451,6 +454,9 @@ def _check_settings(cfg: TrainConfig) -> None:
                              hint="use 0 (from the first step) up to below 1, e.g. 0.6")
     if cfg.landmark_faces < 0:
         raise FaceGraftError(f"--landmark-faces {cfg.landmark_faces} is negative", hint="use 0 (the whole batch) or more")
+    if not 0.0 <= cfg.synthetic_blinks <= 1.0:
+        raise FaceGraftError(f"--synthetic-blinks {cfg.synthetic_blinks} is not a fraction of the source's faces",
+                             hint="use 0 (off) to 1, e.g. 0.1")
     if cfg.batch < 1 or cfg.steps < 0:
         raise FaceGraftError(f"--batch {cfg.batch} / --steps {cfg.steps} make no run", hint="use --batch 1 or more")
 
@@ -529,6 +535,13 @@ def train(cfg: TrainConfig) -> TrainResult:
         for note in d.measure().notes:
             say(f"note: {note}", cfg.json_progress)
     data, held = split_validation(data, cfg.val)
+    if cfg.synthetic_blinks > 0:
+        blinked = cfg.source or net_cfg.source or names[0]
+        if blinked not in data:
+            raise FaceGraftError(f"--source '{blinked}' is not one of the facesets' identities ({', '.join(names)})",
+                                 hint="--synthetic-blinks closes the eyes of the source: pass its identity to --source")
+        data[blinked] = add_synthetic_blinks(data[blinked], cfg.synthetic_blinks,
+                                             np.random.default_rng([cfg.seed, BLINK_SEED]), json_lines=cfg.json_progress)
     for d in data.values():
         d.balance(cfg.balance)
     weights = LossWeights(ms_ssim=cfg.ms_ssim, features=cfg.features, expression=cfg.expression,
@@ -563,8 +576,10 @@ def train(cfg: TrainConfig) -> TrainResult:
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("resume", "json_progress")}
     settings["res"] = res  # as trained, also when the facesets chose it
     summary = _faceset_summary(data) + [{**f, "held_out": True} for f in _faceset_summary(held)]
+    synthetic = {n: len(d.synthetic) for n, d in data.items() if d.synthetic is not None}
     (run / "train.json").write_text(json.dumps({"net": net_cfg.as_dict(), "train": settings, "facesets": summary,
-                                                "held_out": {n: len(d) for n, d in held.items()}}, indent=1))
+                                                "held_out": {n: len(d) for n, d in held.items()},
+                                                "synthetic_blinks": synthetic}, indent=1))
     fixed = preview_batches(data, res)
     held_batches = _held_out(held, res)
     writer = _tensorboard(run, cfg.tensorboard, cfg.json_progress)
