@@ -93,7 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="draw faces evenly over bins of yaw, pitch, eye and mouth openness (1), uniformly over "
                              f"faces (0), or a mix, so rare blinks and poses are not drowned (default {d.balance:g})")
     parser.add_argument("--synthetic-blinks", type=float, default=d.synthetic_blinks, metavar="FRACTION",
-                        help="for source footage that never shuts an eye (`facegraft coverage` says so): add this "
+                        help="for source footage that never or rarely shuts an eye (`facegraft coverage` says so): add this "
                              "fraction of the source's training faces again with their eyes closed by a warp (the "
                              "upper lid pulled down onto the lower one; mostly blinks, some winks and squints), so its "
                              "decoder learns to draw a shut eye and the swap blinks when the plate's actor does. The "

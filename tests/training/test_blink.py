@@ -11,7 +11,7 @@ import torch
 
 from facegraft.cli.main import build_parser, main
 from facegraft.inference.track import expression
-from facegraft.training import loop
+from facegraft.training import coverage, loop
 from facegraft.training.blink import LOWER_LID, UPPER_LID, add_synthetic_blinks, close_eyes, eye_frame, move_points
 from facegraft.training.checkpoint import load_checkpoint
 from facegraft.training.coverage import check_coverage
@@ -209,12 +209,14 @@ def test_identities_without_open_eyes_or_landmarks_are_left_as_they_are(man: Fac
     assert "no synthetic blinks for 'woman'" in capsys.readouterr().err
 
 
-def test_the_coverage_check_points_a_never_shut_source_to_synthetic_blinks(man: Faceset, tmp_path: Path) -> None:
+def test_the_coverage_check_points_a_rarely_shut_source_to_synthetic_blinks(man: Faceset, tmp_path: Path) -> None:
     plate = _shut_copy(man, tmp_path / "plate", "double")
     report = check_coverage([man.path], [plate])
-    assert any("never shuts its eyes" in w and "--synthetic-blinks" in w and str(man.path) in w for w in report.warnings)
-    both = check_coverage([man.path, plate], [plate])  # a source that shuts its eyes is not told so
-    assert not any("--synthetic-blinks" in w for w in both.warnings)
+    assert any("shuts its eyes" in w and "--synthetic-blinks" in w and str(man.path) in w for w in report.warnings)
+    assert report.data["source_rarely_shuts_eyes"] is True
+    both = check_coverage([man.path, plate], [plate])  # a source that shuts its eyes often is not told so
+    assert len(open_faceset(plate)) >= coverage.FEW_SHUT
+    assert not any("--synthetic-blinks" in w for w in both.warnings) and both.data["source_rarely_shuts_eyes"] is False
 
 
 def test_the_training_option_closes_the_source_s_eyes(man: Faceset, tmp_path: Path, monkeypatch, capsys) -> None:
