@@ -212,13 +212,14 @@ def composite(
     premult, beauty = over(colour, matte[box], plate_clean)
     keep = plate if background is None else background
     rgb = keep.astype(np.result_type(precision, keep.dtype), copy=True)
-    rgb[box] = np.where(inside[..., None], beauty.astype(precision), keep[box])
+    np.copyto(rgb[box], beauty if rgb.dtype == precision else beauty.astype(precision), casting="same_kind",
+              where=inside[..., None])
     out = FaceLayers(rgb=rgb, matte=matte)
     if plate_alpha is not None:
         out.alpha = merge_alpha(matte, plate_alpha, alpha_precision)
     if "swap" in groups:
         out.swap = np.zeros((*matte.shape, 3), precision)
-        out.swap[box] = np.where(inside[..., None], premult, 0.0)
+        np.copyto(out.swap[box], premult, casting="same_kind", where=inside[..., None])
     if "matte" in groups:
         out.face_matte = raw.astype(precision)
         out.occlusion = None if occlusion is None else np.clip(occlusion, 0.0, 1.0).astype(precision)

@@ -85,13 +85,27 @@ def crop_mattes(landmarks: np.ndarray, transform: np.ndarray, res: int, coverage
 
 
 def erode_feather(matte: np.ndarray, erode: float = 0.0, feather: float = 0.0) -> np.ndarray:
-    """Shrink a matte by ``erode`` px (negative grows it), then soften its edge by ``feather`` px."""
+    """Shrink a matte by ``erode`` px (negative grows it), then soften its edge by ``feather`` px.
+
+    Only the matte's non-zero box, grown by the reach of both filters, is filtered: a face's matte
+    fills about half the region around it, and outside that reach the result is 0 either way."""
     out: np.ndarray = np.asarray(matte, dtype=np.float32)
+    erode_size = int(round(abs(erode))) * 2 + 1 if erode else 0
+    sigma = feather / 2.0
+    blur_size = int(round(sigma * 4 * 2 + 1)) | 1 if feather > 0 else 0  # OpenCV's own size for float images
+    reach = erode_size // 2 + blur_size // 2 + 2
+    lit = out != 0
+    rows, cols = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
+    if not len(rows):
+        return np.zeros_like(out)
+    y0, y1 = max(0, int(rows[0]) - reach), min(out.shape[0], int(rows[-1]) + 1 + reach)
+    x0, x1 = max(0, int(cols[0]) - reach), min(out.shape[1], int(cols[-1]) + 1 + reach)
+    part = out[y0:y1, x0:x1]
     if erode:
-        size = int(round(abs(erode))) * 2 + 1
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
-        out = cv2.erode(out, kernel) if erode > 0 else cv2.dilate(out, kernel)
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (erode_size, erode_size))
+        part = cv2.erode(part, kernel) if erode > 0 else cv2.dilate(part, kernel)
     if feather > 0:
-        sigma = feather / 2.0
-        out = cv2.GaussianBlur(out, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)
-    return np.clip(out, 0.0, 1.0)
+        part = cv2.GaussianBlur(part, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)
+    result = np.zeros_like(out)
+    result[y0:y1, x0:x1] = np.clip(part, 0.0, 1.0)
+    return result
