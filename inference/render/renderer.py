@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping, Optional
 from facegraft.inference.errors import FaceGraftError
 from facegraft.inference.io.frames import FrameSource, SequenceSource
 from facegraft.inference.io.sequence import SequencePattern
+from facegraft.inference.memory import reuse_freed_memory
 from facegraft.inference.models import occlusion
 from facegraft.inference.models.face_model import FaceModel
 from facegraft.inference.progress import Progress
@@ -62,6 +63,7 @@ def render_shot(
     ``on_error`` is ``fail``, ``skip`` or ``hold``; ``readers`` / ``writers`` threads decode and
     encode."""
     check_on_error(on_error)
+    reuse_freed_memory()  # frame-sized buffers are reused, not mapped afresh every frame
     settings = _with_source_part(settings, source)
     settings = dataclasses.replace(settings, precision=getattr(model, "precision", settings.precision))  # as run
     report = RenderReport()

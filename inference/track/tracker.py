@@ -33,6 +33,7 @@ import numpy as np
 
 from facegraft.inference.errors import BadFrameError, FaceGraftError
 from facegraft.inference.io import colour
+from facegraft.inference.memory import reuse_freed_memory
 from facegraft.inference.progress import Progress
 from facegraft.inference.track import align, hands, linking, smoothing, trackfile
 from facegraft.inference.track.detect import Detection, Detectors, iou
@@ -237,6 +238,7 @@ def track_shot(
     config: Optional[str] = None,
 ) -> trackfile.ShotTrack:
     """Track every face over the shot and pick the target (``largest`` or a track id)."""
+    reuse_freed_memory()  # every frame's plate buffers are reused, not mapped afresh
     smoothing.sigma_for(smooth)  # validate before any work
     plate_space = plate_space or getattr(source, "colorspace", None) or colour.DEFAULT_PLATE_SPACE
     config = config or getattr(source, "config", None) or colour.DEFAULT_CONFIG
