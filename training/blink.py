@@ -1,8 +1,8 @@
 """Synthetic blinks: shut the eyes of a source actor whose footage never shuts them.
 
-A decoder only draws what its faces showed it: a source actor who keeps his eyes open in every
+A decoder only draws what its faces showed it: a source actor who keeps their eyes open in every
 frame gives a swap that stares through the plate actor's blinks, and conditioning on the
-expression cannot help, since no face of his ever had a shut eye. ``close_eyes`` makes such
+expression cannot help, since none of their faces ever had a shut eye. ``close_eyes`` makes such
 faces from open-eyed ones by warping the image: per eye, the upper lid is pulled down onto the
 lower lid and the lid skin above it is stretched over the eyeball, which at training resolutions
 (64-256 px) reads as a shut eye. ``add_synthetic_blinks`` adds such faces (blinks, winks,
