@@ -127,7 +127,9 @@ def preview(plate: str, render: str, frames: list[int], out: Path, plate_space: 
             side = 1.6 * max(x1 - x0, y1 - y0)
             cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
             m = np.array([[192 / side, 0, 96 - cx * 192 / side], [0, 192 / side, 96 - cy * 192 / side]])
-            a, b = (cv2.warpAffine(x, m, (192, 192), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE) for x in (a, b))
+            # beyond the plate's edge the square stays black: repeated edge pixels read as a smeared plate
+            a, b = (cv2.warpAffine(x, m, (192, 192), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT,
+                                   borderValue=(0.0, 0.0, 0.0)) for x in (a, b))
         else:
             a, b = (cv2.resize(x, (320, 180), interpolation=cv2.INTER_AREA) for x in (a, b))
         for image, row in ((a, top), (b, bottom)):
