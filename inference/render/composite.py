@@ -64,35 +64,24 @@ class FaceLayers:
     occlusion: Optional[np.ndarray] = None  # what passes in front of the face, as applied (``matte.occlusion``)
     alpha: Optional[np.ndarray] = None  # ``matte`` over the plate's alpha (when the plate has one)
     stmap: Optional[tuple[np.ndarray, np.ndarray]] = None  # float32 (s, t) into the crop (``stmap.R/G``)
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)  # y0, y1, x0, x1: where ``matte`` is not 0, in the region
 
     def within(self, box: tuple[int, int, int, int]) -> FaceLayers:
-        """Every layer cut to ``box`` (``y0, y1, x0, x1`` in the region): views, not copies."""
+        """Every layer cut to ``box`` (``y0, y1, x0, x1`` in the region): views, not copies; the
+        matte's box moved into the cut."""
         y0, y1, x0, x1 = box
 
         def cut(plane: Optional[np.ndarray]) -> Optional[np.ndarray]:
             return None if plane is None else plane[y0:y1, x0:x1]
 
         stmap = None if self.stmap is None else (self.stmap[0][y0:y1, x0:x1], self.stmap[1][y0:y1, x0:x1])
-        return FaceLayers(rgb=self.rgb[y0:y1, x0:x1], matte=self.matte[y0:y1, x0:x1], swap=cut(self.swap),
+        matte = self.matte[y0:y1, x0:x1]
+        b0, b1, c0, c1 = self.box
+        h, w = matte.shape
+        inner = (min(max(b0 - y0, 0), h), min(max(b1 - y0, 0), h), min(max(c0 - x0, 0), w), min(max(c1 - x0, 0), w))
+        return FaceLayers(rgb=self.rgb[y0:y1, x0:x1], matte=matte, swap=cut(self.swap),
                           face_matte=cut(self.face_matte), occlusion=cut(self.occlusion), alpha=cut(self.alpha),
-                          stmap=stmap)
-
-
-def nonzero_box(planes: Sequence[Optional[np.ndarray]]) -> tuple[int, int, int, int]:
-    """``(y0, y1, x0, x1)`` bounding every pixel that is not 0 (NaN included) in any of ``planes``
-    (``[h, w]`` each, None skipped); ``(0, 0, 0, 0)`` when there is none."""
-    rows: Optional[np.ndarray] = None
-    cols: Optional[np.ndarray] = None
-    for plane in planes:
-        if plane is None:
-            continue
-        lit = plane != 0
-        rows = lit.any(axis=1) if rows is None else rows | lit.any(axis=1)
-        cols = lit.any(axis=0) if cols is None else cols | lit.any(axis=0)
-    if rows is None or cols is None or not rows.any():
-        return (0, 0, 0, 0)
-    ys, xs = np.flatnonzero(rows), np.flatnonzero(cols)
-    return (int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1)
+                          stmap=stmap, box=inner if inner[1] > inner[0] and inner[3] > inner[2] else (0, 0, 0, 0))
 
 
 def match_colour(swap: np.ndarray, crop: np.ndarray, mask: np.ndarray, place: Placement,
@@ -201,7 +190,7 @@ def composite(
 
     # every step from here is per pixel (but a multiband pyramid's, which is built over the region):
     # only the matte's box is computed, the rest of the region is the pass-through pixels
-    y0, y1, x0, x1 = nonzero_box([matte])
+    y0, y1, x0, x1 = matte_box = mattes.nonzero_box([matte])
     box = (slice(y0, y1), slice(x0, x1))
     inside = matte[box] > 0
     plate_clean = sanitize(plate[box])
@@ -214,7 +203,7 @@ def composite(
     rgb = keep.astype(np.result_type(precision, keep.dtype), copy=True)
     np.copyto(rgb[box], beauty if rgb.dtype == precision else beauty.astype(precision), casting="same_kind",
               where=inside[..., None])
-    out = FaceLayers(rgb=rgb, matte=matte)
+    out = FaceLayers(rgb=rgb, matte=matte, box=matte_box)
     if plate_alpha is not None:
         out.alpha = merge_alpha(matte, plate_alpha, alpha_precision)
     if "swap" in groups:

@@ -25,7 +25,8 @@ import numpy as np
 import OpenImageIO as oiio
 
 from facegraft.inference.io import exr, layers
-from facegraft.inference.render.composite import FaceLayers, nonzero_box
+from facegraft.inference.render.composite import FaceLayers
+from facegraft.inference.track.mattes import nonzero_box
 
 Run = tuple[int, int, str, Any]  # first output channel, count, kind (copy/const), source
 LAYERS_COMPRESSION = "zip"  # lossless, and fast on a small window
@@ -160,10 +161,10 @@ def layer_pixels(channels: Sequence[str], dtype: type, shape: tuple[int, int],
 
 def group_box(group: str, face: FaceLayers, holdout: Optional[np.ndarray]) -> tuple[int, int, int, int]:
     """Where a FaceGraft layer group holds anything over the face's region (``y0, y1, x0, x1`` in
-    it): ``swap`` where the blend matte is not 0 (the swap is premultiplied by it), ``matte`` where
+    it): ``swap`` where the blend matte is not 0 (``face.box``: the swap is premultiplied by it), ``matte`` where
     any of its mattes is, ``stmap`` everywhere (it maps every pixel of the region)."""
     if group == "swap":
-        return nonzero_box([face.matte])
+        return face.box
     if group == "matte":
         return nonzero_box([face.face_matte, face.occlusion, holdout])
     h, w = face.matte.shape
@@ -201,7 +202,7 @@ def layers_parts(like: Any, groups: Sequence[str], new_format: type, attrs: Mapp
         name, channels, dtype = layer_parts([group], new_format)[0]
         box = group_box(group, face, held) if face is not None else (0, 0, 0, 0)
         y0, y1, x0, x1 = box
-        window = layers_window(like, (roi[0] + y0, roi[0] + y1, roi[2] + x0, roi[2] + x1) if y1 > y0 else box)
+        window = layers_window(like, (roi[0] + y0, roi[0] + y1, roi[2] + x0, roi[2] + x1))  # one pixel when empty
         if face is None or y1 <= y0:
             pixels = layer_pixels(channels, dtype, (1, 1))
         else:

@@ -8,7 +8,7 @@ the eyes shut.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -84,6 +84,23 @@ def crop_mattes(landmarks: np.ndarray, transform: np.ndarray, res: int, coverage
     return mattes
 
 
+def nonzero_box(planes: Sequence[Optional[np.ndarray]]) -> tuple[int, int, int, int]:
+    """``(y0, y1, x0, x1)`` bounding every pixel that is not 0 (NaN included) in any of ``planes``
+    (``[h, w]`` each, None skipped); ``(0, 0, 0, 0)`` when there is none."""
+    rows: Optional[np.ndarray] = None
+    cols: Optional[np.ndarray] = None
+    for plane in planes:
+        if plane is None:
+            continue
+        lit = plane != 0
+        rows = lit.any(axis=1) if rows is None else rows | lit.any(axis=1)
+        cols = lit.any(axis=0) if cols is None else cols | lit.any(axis=0)
+    if rows is None or cols is None or not rows.any():
+        return (0, 0, 0, 0)
+    ys, xs = np.flatnonzero(rows), np.flatnonzero(cols)
+    return (int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1)
+
+
 def erode_feather(matte: np.ndarray, erode: float = 0.0, feather: float = 0.0) -> np.ndarray:
     """Shrink a matte by ``erode`` px (negative grows it), then soften its edge by ``feather`` px.
 
@@ -94,12 +111,11 @@ def erode_feather(matte: np.ndarray, erode: float = 0.0, feather: float = 0.0) -
     sigma = feather / 2.0
     blur_size = int(round(sigma * 4 * 2 + 1)) | 1 if feather > 0 else 0  # OpenCV's own size for float images
     reach = erode_size // 2 + blur_size // 2 + 2
-    lit = out != 0
-    rows, cols = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
-    if not len(rows):
+    y0, y1, x0, x1 = nonzero_box([out])
+    if y1 <= y0:
         return np.zeros_like(out)
-    y0, y1 = max(0, int(rows[0]) - reach), min(out.shape[0], int(rows[-1]) + 1 + reach)
-    x0, x1 = max(0, int(cols[0]) - reach), min(out.shape[1], int(cols[-1]) + 1 + reach)
+    y0, y1 = max(0, y0 - reach), min(out.shape[0], y1 + reach)
+    x0, x1 = max(0, x0 - reach), min(out.shape[1], x1 + reach)
     part = out[y0:y1, x0:x1]
     if erode:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (erode_size, erode_size))

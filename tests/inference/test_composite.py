@@ -10,6 +10,7 @@ from facegraft.inference.io import colour, exr, layers
 from facegraft.inference.render import composite as comp
 from facegraft.inference.render import output
 from facegraft.inference.render.settings import RenderSettings
+from facegraft.inference.track import mattes
 
 RES = 32
 SHAPE = (64, 80)  # the region: rows, columns
@@ -297,12 +298,12 @@ def test_layers_part_window_and_part_names():
 def test_nonzero_box_bounds_every_lit_pixel_nan_included():
     a = np.zeros((10, 12), np.float32)
     b = np.zeros((10, 12), np.float16)
-    assert comp.nonzero_box([a, None, b]) == (0, 0, 0, 0)
-    assert comp.nonzero_box([]) == (0, 0, 0, 0)
+    assert mattes.nonzero_box([a, None, b]) == (0, 0, 0, 0)
+    assert mattes.nonzero_box([]) == (0, 0, 0, 0)
     a[2, 3] = 0.5
     b[7, 9] = np.nan
-    assert comp.nonzero_box([a]) == (2, 3, 3, 4)
-    assert comp.nonzero_box([a, b]) == (2, 8, 3, 10)
+    assert mattes.nonzero_box([a]) == (2, 3, 3, 4)
+    assert mattes.nonzero_box([a, b]) == (2, 8, 3, 10)
 
 
 def test_layer_parts_hold_exactly_what_the_region_holds_on_their_own_windows():
@@ -343,3 +344,12 @@ def test_a_layer_that_is_zero_everywhere_gets_a_one_pixel_part():
     assert matte.pixels is not None and matte.spec.width > 1 and matte.pixels[..., 0].any()
     stmap = by_name[layers.PARTS["stmap"]].spec
     assert (stmap.x, stmap.y, stmap.width, stmap.height) == (3, 2, SHAPE[1], SHAPE[0])
+
+
+def test_the_matte_box_is_where_the_matte_is_and_moves_with_a_cut():
+    face = _composite(np.full((*SHAPE, 3), 0.3, np.float16), np.ones((RES, RES), np.float32))
+    assert face.box == mattes.nonzero_box([face.matte]) and face.box[1] > face.box[0]
+    y0, y1, x0, x1 = face.box
+    cut = face.within((y0 + 2, y1, x0 + 3, x1))
+    assert cut.box == mattes.nonzero_box([cut.matte])
+    assert face.within((0, 2, 0, 2)).box == (0, 0, 0, 0)  # the matte does not reach the corner
